@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+/// Default values of every persistence option, in one place (see docs/configuration.md).
+namespace evident::defaults {
+
+/// Initial LMDB map size: 64 MiB. The map doubles on MDB_MAP_FULL up to the cap.
+inline constexpr size_t map_size = size_t{64} << 20;
+/// Largest the map may grow to: 64 GiB. At the cap appends fail with storage_full.
+inline constexpr size_t map_size_cap = size_t{64} << 30;
+/// Largest encoded event (envelope, payload and metadata): 4 MiB.
+inline constexpr size_t max_event_bytes = size_t{4} << 20;
+/// Most events in one append.
+inline constexpr size_t max_append_events = 10'000;
+/// Largest total encoded size of one append: 64 MiB.
+inline constexpr size_t max_append_bytes = size_t{64} << 20;
+/// Longest stream id in bytes.
+inline constexpr size_t max_stream_id_bytes = 512;
+/// Longest command id, correlation id or causation id in bytes.
+inline constexpr size_t max_id_bytes = 256;
+/// Events the per-stream index may lag behind the log before the writer indexes them
+/// in bulk. Larger lags amortize B-tree page writes over more entries (faster appends)
+/// and cost memory (about 100 bytes per unindexed event) and open time (the tail is
+/// re-read from the log when a journal opens).
+inline constexpr uint64_t index_lag_events = 100'000;
+/// Largest snapshot: 256 MiB.
+inline constexpr size_t max_snapshot_bytes = size_t{256} << 20;
+
+} // namespace evident::defaults

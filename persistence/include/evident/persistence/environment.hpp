@@ -1,0 +1,173 @@
+#pragma once
+
+#include "evident/persistence/errc.hpp"
+#include "evident/persistence/options.hpp"
+
+#include <lmdb.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+
+namespace evident {
+
+/// The named DBs of one journal (see docs/format.md).
+struct journal_dbs {
+  MDB_dbi events = 0;      ///< u64 BE position -> envelope
+  MDB_dbi streams = 0;     ///< stream + 0x00 + u64 BE version -> u64 BE position
+  MDB_dbi heads = 0;       ///< stream -> head record
+  MDB_dbi snapshots = 0;   ///< stream + 0x00 + u64 BE version -> snapshot record
+  MDB_dbi checkpoints = 0; ///< subscriber name -> u64 BE position
+  MDB_dbi dedup = 0;       ///< stream + 0x00 + command id -> version and position range
+  MDB_dbi meta = 0;        ///< key -> value (format version, node id, created-at, index mark)
+};
+
+class environment;
+
+/// A transaction. Read transactions may move between threads (MDB_NOTLS). A write
+/// transaction must begin and end on one thread. Aborts in the destructor unless
+/// committed.
+class txn {
+public:
+  txn(txn&&) noexcept;
+  txn& operator=(txn&&) noexcept;
+  txn(const txn&) = delete;
+  txn& operator=(const txn&) = delete;
+  ~txn();
+
+  bool writable() const noexcept {
+    return writable_;
+  }
+  const journal_dbs& dbs() const noexcept;
+
+  /// Looks `key` up. The view points into the map and stays valid until the txn ends.
+  /// Returns nullopt when the key is absent. Fails with io_error.
+  [[nodiscard]] expected<std::optional<std::string_view>> get(MDB_dbi db, std::string_view key);
+  /// Stores `value` under `key`. `flags` are LMDB put flags (e.g. MDB_APPEND).
+  /// Fails with storage_full (the caller's write() grows the map and retries), io_error.
+  [[nodiscard]] status put(MDB_dbi db, std::string_view key, std::string_view value,
+                           unsigned flags = 0);
+  /// Removes `key`; removing an absent key is no error.
+  [[nodiscard]] status del(MDB_dbi db, std::string_view key);
+
+  /// Commits (write) or ends (read). Fails with storage_full, io_error.
+  [[nodiscard]] status commit();
+  void abort() noexcept;
+
+  MDB_txn* native() const noexcept {
+    return txn_;
+  }
+
+private:
+  friend class environment;
+  txn(environment* env, MDB_txn* t, bool writable, std::shared_lock<std::shared_mutex> lock);
+
+  environment* env_ = nullptr;
+  MDB_txn* txn_ = nullptr;
+  bool writable_ = false;
+  std::shared_lock<std::shared_mutex> resize_lock_;
+};
+
+/// A read-write cursor over one DB of a txn, with the few moves the stores need.
+class cursor {
+public:
+  cursor(txn& t, MDB_dbi db);
+  cursor(cursor&&) noexcept;
+  cursor(const cursor&) = delete;
+  ~cursor();
+
+  struct entry {
+    std::string_view key;
+    std::string_view value;
+  };
+  /// Positions at the first key >= `key`.
+  [[nodiscard]] expected<std::optional<entry>> seek(std::string_view key);
+  [[nodiscard]] expected<std::optional<entry>> first();
+  [[nodiscard]] expected<std::optional<entry>> last();
+  [[nodiscard]] expected<std::optional<entry>> next();
+  [[nodiscard]] expected<std::optional<entry>> prev();
+  /// Deletes the entry under the cursor.
+  [[nodiscard]] status del();
+
+  MDB_cursor* native() const noexcept {
+    return cur_;
+  }
+
+private:
+  expected<std::optional<entry>> move(MDB_cursor_op op, std::string_view key = {});
+  MDB_cursor* cur_ = nullptr;
+  status err_;
+};
+
+/// One LMDB environment: a directory with data.mdb and lock.mdb, the named DBs of a
+/// journal, map growth and the format check.
+///
+/// Thread: any thread may open read transactions; write transactions are serialized by
+/// LMDB's write lock (across processes too). Map growth needs every transaction of this
+/// process to end first, so each txn holds a shared lock that growth takes exclusively.
+class environment {
+public:
+  /// The format version this build writes and reads.
+  static constexpr uint32_t format_version = 1;
+
+  /// Opens (or with `opts.create`, creates) the journal in `opts.path`.
+  /// Fails with: not_a_journal (no journal there, or a foreign LMDB file),
+  ///   unsupported_format (written by a newer build), io_error.
+  [[nodiscard]] static expected<std::shared_ptr<environment>> open(const journal_options& opts);
+
+  ~environment();
+  environment(const environment&) = delete;
+  environment& operator=(const environment&) = delete;
+
+  const journal_options& options() const noexcept {
+    return opts_;
+  }
+  const journal_dbs& dbs() const noexcept {
+    return dbs_;
+  }
+
+  [[nodiscard]] expected<txn> begin_read();
+  [[nodiscard]] expected<txn> begin_write();
+
+  /// Runs `fn` in a write transaction and commits it. On MDB_MAP_FULL (from `fn`'s puts
+  /// or from the commit) aborts, doubles the map (up to `map_size_cap`) and runs `fn`
+  /// again, so `fn` must be repeatable. At the cap fails with storage_full, nothing
+  /// written. Any error `fn` returns aborts the txn and is returned.
+  [[nodiscard]] status write(const std::function<status(txn&)>& fn);
+
+  /// Opens (creating if needed) a named DB for a caller's own rows, e.g. a view's
+  /// read model, so its writes can share a txn with a checkpoint. Names starting with
+  /// "evident." are reserved.
+  [[nodiscard]] expected<MDB_dbi> open_db(const std::string& name);
+
+  /// Current map size in bytes.
+  size_t map_size() const noexcept;
+
+  /// Flushes to disk (for durability modes other than fsync_each_commit).
+  [[nodiscard]] status sync();
+
+  /// Translates an LMDB return code; the one place rc values are interpreted.
+  static error translate(int rc, std::string_view what);
+
+  MDB_env* native() const noexcept {
+    return env_;
+  }
+
+private:
+  friend class txn;
+  explicit environment(journal_options opts);
+  status grow();
+  status adopt_foreign_resize();
+
+  journal_options opts_;
+  MDB_env* env_ = nullptr;
+  journal_dbs dbs_;
+  std::shared_mutex resize_mtx_;
+  std::mutex dbi_mtx_;
+};
+
+} // namespace evident
