@@ -1,1 +1,420 @@
-// Filled in by the persistence core work.
+#include "evident/persistence/environment.hpp"
+
+#include "evident/persistence/detail/msgpack_io.hpp"
+#include "evident/persistence/uuid.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <filesystem>
+
+namespace evident {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+MDB_val to_val(std::string_view x) noexcept {
+  return MDB_val{x.size(), const_cast<char*>(x.data())};
+}
+
+std::string_view from_val(const MDB_val& x) noexcept {
+  return {static_cast<const char*>(x.mv_data), x.mv_size};
+}
+
+// The DBs of a journal; everything else in the main DB is a user's DB (open_db).
+constexpr std::array<const char*, 7> journal_db_names = {
+  "events", "streams", "heads", "snapshots", "checkpoints", "dedup", "meta",
+};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+std::string_view to_string(durability x) noexcept {
+  switch (x) {
+    case durability::fsync_each_commit:
+      return "fsync";
+    case durability::no_meta_sync:
+      return "no_meta_sync";
+    default:
+      return "no_sync";
+  }
+}
+
+// -- errors -----------------------------------------------------------------------
+
+error environment::translate(int rc, std::string_view what) {
+  std::string msg{what};
+  msg += ": ";
+  msg += mdb_strerror(rc);
+  switch (rc) {
+    case MDB_MAP_FULL:
+      return {errc::storage_full, std::move(msg)};
+    case MDB_TXN_FULL:
+      return {errc::too_large, std::move(msg) + " (too many changes in one transaction)"};
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+      return {errc::corrupted, std::move(msg)};
+    case MDB_INVALID:
+      return {errc::not_a_journal, std::move(msg)};
+    case MDB_VERSION_MISMATCH:
+      return {errc::unsupported_format, std::move(msg)};
+    case ENOSPC:
+      return {errc::storage_full, std::move(msg) + " (the disk is full)"};
+    default:
+      return {errc::io_error, std::move(msg)};
+  }
+}
+
+// -- txn --------------------------------------------------------------------------
+
+txn::txn(environment* env, MDB_txn* t, bool writable, std::shared_lock<std::shared_mutex> lock)
+  : env_(env), txn_(t), writable_(writable), resize_lock_(std::move(lock)) {
+  // nop
+}
+
+txn::txn(txn&& other) noexcept
+  : env_(other.env_),
+    txn_(std::exchange(other.txn_, nullptr)),
+    writable_(other.writable_),
+    resize_lock_(std::move(other.resize_lock_)) {
+  // nop
+}
+
+txn& txn::operator=(txn&& other) noexcept {
+  if (this != &other) {
+    abort();
+    env_ = other.env_;
+    txn_ = std::exchange(other.txn_, nullptr);
+    writable_ = other.writable_;
+    resize_lock_ = std::move(other.resize_lock_);
+  }
+  return *this;
+}
+
+txn::~txn() {
+  abort();
+}
+
+const journal_dbs& txn::dbs() const noexcept {
+  return env_->dbs();
+}
+
+expected<std::optional<std::string_view>> txn::get(MDB_dbi db, std::string_view key) {
+  auto k = to_val(key);
+  MDB_val v;
+  auto rc = mdb_get(txn_, db, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return std::optional<std::string_view>{};
+  if (rc != 0)
+    return environment::translate(rc, "mdb_get");
+  return std::optional<std::string_view>{from_val(v)};
+}
+
+status txn::put(MDB_dbi db, std::string_view key, std::string_view value, unsigned flags) {
+  auto k = to_val(key);
+  auto v = to_val(value);
+  if (auto rc = mdb_put(txn_, db, &k, &v, flags); rc != 0)
+    return environment::translate(rc, "mdb_put");
+  return {};
+}
+
+status txn::del(MDB_dbi db, std::string_view key) {
+  auto k = to_val(key);
+  auto rc = mdb_del(txn_, db, &k, nullptr);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return environment::translate(rc, "mdb_del");
+  return {};
+}
+
+status txn::commit() {
+  if (txn_ == nullptr)
+    return {errc::io_error, "commit of a finished transaction"};
+  auto rc = mdb_txn_commit(std::exchange(txn_, nullptr));
+  resize_lock_ = {};
+  if (rc != 0)
+    return environment::translate(rc, "mdb_txn_commit");
+  return {};
+}
+
+void txn::abort() noexcept {
+  if (txn_ != nullptr)
+    mdb_txn_abort(std::exchange(txn_, nullptr));
+  if (resize_lock_.owns_lock())
+    resize_lock_.unlock();
+}
+
+// -- cursor -----------------------------------------------------------------------
+
+cursor::cursor(txn& t, MDB_dbi db) {
+  if (auto rc = mdb_cursor_open(t.native(), db, &cur_); rc != 0) {
+    cur_ = nullptr;
+    err_ = environment::translate(rc, "mdb_cursor_open");
+  }
+}
+
+cursor::cursor(cursor&& other) noexcept
+  : cur_(std::exchange(other.cur_, nullptr)), err_(std::move(other.err_)) {
+  // nop
+}
+
+cursor::~cursor() {
+  if (cur_ != nullptr)
+    mdb_cursor_close(cur_);
+}
+
+expected<std::optional<cursor::entry>> cursor::move(MDB_cursor_op op, std::string_view key) {
+  if (cur_ == nullptr)
+    return err_;
+  MDB_val k = to_val(key);
+  MDB_val v{0, nullptr};
+  auto rc = mdb_cursor_get(cur_, &k, &v, op);
+  if (rc == MDB_NOTFOUND)
+    return std::optional<entry>{};
+  if (rc != 0)
+    return environment::translate(rc, "mdb_cursor_get");
+  return std::optional<entry>{entry{from_val(k), from_val(v)}};
+}
+
+expected<std::optional<cursor::entry>> cursor::seek(std::string_view key) {
+  return move(MDB_SET_RANGE, key);
+}
+
+expected<std::optional<cursor::entry>> cursor::first() {
+  return move(MDB_FIRST);
+}
+
+expected<std::optional<cursor::entry>> cursor::last() {
+  return move(MDB_LAST);
+}
+
+expected<std::optional<cursor::entry>> cursor::next() {
+  return move(MDB_NEXT);
+}
+
+expected<std::optional<cursor::entry>> cursor::prev() {
+  return move(MDB_PREV);
+}
+
+status cursor::del() {
+  if (cur_ == nullptr)
+    return err_;
+  if (auto rc = mdb_cursor_del(cur_, 0); rc != 0)
+    return environment::translate(rc, "mdb_cursor_del");
+  return {};
+}
+
+// -- environment ------------------------------------------------------------------
+
+environment::environment(journal_options opts) : opts_(std::move(opts)) {
+  // nop
+}
+
+environment::~environment() {
+  if (env_ != nullptr)
+    mdb_env_close(env_);
+}
+
+expected<std::shared_ptr<environment>> environment::open(const journal_options& opts) {
+  if (opts.path.empty())
+    return error{errc::invalid_input, "no journal path given"};
+  if (opts.map_size_cap < opts.map_size)
+    return error{errc::invalid_input, "map_size_cap is smaller than map_size"};
+  std::error_code ec;
+  auto data_file = fs::path{opts.path} / "data.mdb";
+  if (!fs::exists(data_file, ec)) {
+    if (!opts.create || opts.read_only)
+      return error{errc::not_a_journal, "no journal in '" + opts.path + "'"};
+    fs::create_directories(opts.path, ec);
+    if (ec)
+      return error{errc::io_error, "cannot create '" + opts.path + "': " + ec.message()};
+  } else if (fs::is_directory(data_file, ec)) {
+    return error{errc::not_a_journal, "'" + data_file.string() + "' is a directory"};
+  }
+  std::shared_ptr<environment> self{new environment(opts)};
+  auto fail = [&](int rc, const char* what) { return translate(rc, what); };
+  if (auto rc = mdb_env_create(&self->env_); rc != 0) {
+    self->env_ = nullptr;
+    return fail(rc, "mdb_env_create");
+  }
+  if (auto rc = mdb_env_set_maxdbs(self->env_, 64); rc != 0)
+    return fail(rc, "mdb_env_set_maxdbs");
+  if (auto rc = mdb_env_set_maxreaders(self->env_, opts.max_readers); rc != 0)
+    return fail(rc, "mdb_env_set_maxreaders");
+  // LMDB keeps the larger of this and the size recorded in the file.
+  if (auto rc = mdb_env_set_mapsize(self->env_, opts.map_size); rc != 0)
+    return fail(rc, "mdb_env_set_mapsize");
+  // MDB_NOTLS: CAF actors hop between threads, so a read txn must not be tied to one.
+  unsigned flags = MDB_NOTLS;
+  if (opts.read_only)
+    flags |= MDB_RDONLY;
+  if (opts.sync == durability::no_meta_sync)
+    flags |= MDB_NOMETASYNC;
+  else if (opts.sync == durability::no_sync)
+    flags |= MDB_NOSYNC;
+  if (auto rc = mdb_env_open(self->env_, opts.path.c_str(), flags, 0664); rc != 0) {
+    auto err = fail(rc, "mdb_env_open");
+    if (rc == MDB_INVALID)
+      err.message = "'" + opts.path + "' holds no LMDB environment (" + err.message + ")";
+    return err;
+  }
+  if (auto err = self->open_journal_dbs())
+    return err;
+  return self;
+}
+
+status environment::open_journal_dbs() {
+  auto maybe_txn = opts_.read_only ? begin_read() : begin_write();
+  if (!maybe_txn)
+    return maybe_txn.err();
+  auto& t = *maybe_txn;
+  MDB_dbi* slots[] = {&dbs_.events, &dbs_.streams, &dbs_.heads, &dbs_.snapshots,
+                      &dbs_.checkpoints, &dbs_.dedup, &dbs_.meta};
+  // A fresh environment has an empty main DB: only then do we create the journal's
+  // DBs. A non-empty main DB without our meta DB belongs to someone else.
+  MDB_dbi main_db = 0;
+  if (auto rc = mdb_dbi_open(t.native(), nullptr, 0, &main_db); rc != 0)
+    return translate(rc, "mdb_dbi_open");
+  MDB_stat main_stat;
+  mdb_stat(t.native(), main_db, &main_stat);
+  bool fresh = main_stat.ms_entries == 0;
+  if (fresh && (opts_.read_only || !opts_.create))
+    return {errc::not_a_journal, "no journal in '" + opts_.path + "'"};
+  for (size_t i = 0; i < journal_db_names.size(); ++i) {
+    auto rc = mdb_dbi_open(t.native(), journal_db_names[i], fresh ? MDB_CREATE : 0, slots[i]);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
+      return {errc::not_a_journal,
+              "'" + opts_.path + "' is an LMDB environment but not an evident journal"};
+    if (rc != 0)
+      return translate(rc, "mdb_dbi_open");
+  }
+  auto version = t.get(dbs_.meta, "format_version");
+  if (!version)
+    return version.err();
+  if (!*version) {
+    if (!fresh)
+      return {errc::not_a_journal, "'" + opts_.path + "' has no format version"};
+    std::string v;
+    detail::put_be(v, format_version, 4);
+    auto id = uuid::random();
+    std::string created;
+    detail::put_be(created, static_cast<uint64_t>(now_ns()), 8);
+    for (auto err : {t.put(dbs_.meta, "format_version", v),
+                     t.put(dbs_.meta, "node_id",
+                           std::string_view{reinterpret_cast<const char*>(id.bytes.data()), 16}),
+                     t.put(dbs_.meta, "created_at", created),
+                     t.put(dbs_.meta, "indexed_through", detail::be64(0))})
+      if (err)
+        return err;
+  } else {
+    if ((*version)->size() != 4)
+      return {errc::not_a_journal, "'" + opts_.path + "' has a malformed format version"};
+    auto found = static_cast<uint32_t>(detail::get_be((*version)->data(), 4));
+    if (found > format_version)
+      return {errc::unsupported_format,
+              "journal format " + std::to_string(found) + " is newer than this build reads ("
+                + std::to_string(format_version) + ")"};
+    if (found == 0)
+      return {errc::not_a_journal, "'" + opts_.path + "' has format version 0"};
+  }
+  return t.commit();
+}
+
+expected<txn> environment::begin_read() {
+  return begin(true);
+}
+
+expected<txn> environment::begin_write() {
+  if (opts_.read_only)
+    return error{errc::io_error, "the journal was opened read-only"};
+  return begin(false);
+}
+
+expected<txn> environment::begin(bool read_only) {
+  for (;;) {
+    std::shared_lock<std::shared_mutex> lock{resize_mtx_};
+    MDB_txn* t = nullptr;
+    auto rc = mdb_txn_begin(env_, nullptr, read_only ? MDB_RDONLY : 0, &t);
+    if (rc == 0)
+      return txn{this, t, !read_only, std::move(lock)};
+    if (rc != MDB_MAP_RESIZED)
+      return translate(rc, "mdb_txn_begin");
+    // Another process grew the map: adopt its size (needs no txn of ours open).
+    lock.unlock();
+    if (auto err = adopt_foreign_resize())
+      return err;
+  }
+}
+
+status environment::adopt_foreign_resize() {
+  std::unique_lock<std::shared_mutex> guard{resize_mtx_};
+  if (auto rc = mdb_env_set_mapsize(env_, 0); rc != 0)
+    return translate(rc, "mdb_env_set_mapsize");
+  return {};
+}
+
+size_t environment::map_size() const noexcept {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  return info.me_mapsize;
+}
+
+status environment::grow() {
+  std::unique_lock<std::shared_mutex> guard{resize_mtx_};
+  auto current = map_size();
+  if (current >= opts_.map_size_cap)
+    return {errc::storage_full, "the journal reached its size cap of "
+                                  + std::to_string(opts_.map_size_cap) + " bytes"};
+  auto next = std::min(current * 2, opts_.map_size_cap);
+  if (auto rc = mdb_env_set_mapsize(env_, next); rc != 0)
+    return translate(rc, "mdb_env_set_mapsize");
+  return {};
+}
+
+status environment::write(const std::function<status(txn&)>& fn) {
+  for (;;) {
+    auto t = begin_write();
+    if (!t)
+      return t.err();
+    auto err = fn(*t);
+    if (!err)
+      err = t->commit();
+    else
+      t->abort();
+    if (err.code != errc::storage_full || err.message.find("MDB_MAP_FULL") == std::string::npos)
+      return err;
+    // MDB_MAP_FULL: nothing of this txn was written. Grow and run `fn` again.
+    if (auto grow_err = grow())
+      return grow_err;
+  }
+}
+
+expected<MDB_dbi> environment::open_db(const std::string& name) {
+  if (name.empty() || name.rfind("evident.", 0) == 0
+      || std::find(journal_db_names.begin(), journal_db_names.end(), name)
+           != journal_db_names.end())
+    return error{errc::invalid_input, "'" + name + "' is reserved for the journal"};
+  std::lock_guard<std::mutex> guard{dbi_mtx_};
+  MDB_dbi result = 0;
+  auto err = write([&](txn& t) -> status {
+    if (auto rc = mdb_dbi_open(t.native(), name.c_str(), MDB_CREATE, &result); rc != 0)
+      return translate(rc, "mdb_dbi_open");
+    return {};
+  });
+  if (err)
+    return err;
+  return result;
+}
+
+status environment::sync() {
+  if (auto rc = mdb_env_sync(env_, 1); rc != 0)
+    return translate(rc, "mdb_env_sync");
+  return {};
+}
+
+} // namespace evident

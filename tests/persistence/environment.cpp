@@ -1,1 +1,149 @@
+#include "evident/persistence/environment.hpp"
+#include "evident/persistence/lmdb_journal.hpp"
+
+#include "temp_dir.hpp"
+
 #include <boost/test/unit_test.hpp>
+
+#include <fstream>
+
+using namespace evident;
+
+namespace {
+
+journal_options opts_for(const test::temp_dir& dir) {
+  journal_options o;
+  o.path = dir.sub("j");
+  o.sync = durability::no_sync;
+  return o;
+}
+
+append_request one_event(std::string stream, size_t payload_bytes) {
+  append_request req;
+  req.stream = std::move(stream);
+  event_data e;
+  e.type = "t";
+  e.payload = std::string(payload_bytes, 'x');
+  req.events.push_back(std::move(e));
+  return req;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(environment_rules)
+
+BOOST_AUTO_TEST_CASE(opening_a_missing_journal_without_create_is_not_a_journal) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.create = false;
+  auto env = environment::open(o);
+  BOOST_REQUIRE(!env.has_value());
+  BOOST_TEST((env.err().code == errc::not_a_journal));
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_is_not_lmdb_is_not_a_journal) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  std::filesystem::create_directories(o.path);
+  std::ofstream{o.path + "/data.mdb"} << std::string(8192, 'z');
+  auto env = environment::open(o);
+  BOOST_REQUIRE(!env.has_value());
+  BOOST_TEST((env.err().code == errc::not_a_journal));
+}
+
+BOOST_AUTO_TEST_CASE(a_foreign_lmdb_environment_is_not_a_journal) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  std::filesystem::create_directories(o.path);
+  {
+    MDB_env* env = nullptr;
+    MDB_txn* txn = nullptr;
+    MDB_dbi dbi = 0;
+    BOOST_REQUIRE(mdb_env_create(&env) == 0);
+    BOOST_REQUIRE(mdb_env_open(env, o.path.c_str(), 0, 0664) == 0);
+    BOOST_REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    BOOST_REQUIRE(mdb_dbi_open(txn, nullptr, 0, &dbi) == 0);
+    MDB_val k{3, const_cast<char*>("key")};
+    MDB_val v{5, const_cast<char*>("value")};
+    BOOST_REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    BOOST_REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  auto env = environment::open(o);
+  BOOST_REQUIRE(!env.has_value());
+  BOOST_TEST((env.err().code == errc::not_a_journal));
+}
+
+BOOST_AUTO_TEST_CASE(a_journal_from_a_newer_format_is_refused) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  {
+    auto env = environment::open(o);
+    BOOST_REQUIRE(env.has_value());
+    auto err = (*env)->write([&](txn& t) {
+      return t.put(t.dbs().meta, "format_version", std::string("\0\0\0\x09", 4));
+    });
+    BOOST_REQUIRE(!err);
+  }
+  auto env = environment::open(o);
+  BOOST_REQUIRE(!env.has_value());
+  BOOST_TEST((env.err().code == errc::unsupported_format));
+  BOOST_TEST(env.err().message.find("newer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(map_full_grows_the_map_and_the_append_succeeds) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.map_size = size_t{1} << 20; // 1 MiB
+  o.map_size_cap = size_t{64} << 20;
+  auto j = lmdb_journal::open(o);
+  BOOST_REQUIRE(j.has_value());
+  auto before = (*j)->env()->map_size();
+  for (int i = 0; i < 40; ++i) {
+    auto r = (*j)->append(one_event("s", 100'000));
+    BOOST_REQUIRE_MESSAGE(r.has_value(), to_string(r.err()));
+  }
+  BOOST_TEST((*j)->env()->map_size() > before);
+  BOOST_TEST(*(*j)->last_position() == 40u);
+}
+
+BOOST_AUTO_TEST_CASE(at_the_cap_appends_fail_with_storage_full_and_nothing_is_lost) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.map_size = size_t{1} << 20;
+  o.map_size_cap = size_t{2} << 20;
+  auto j = lmdb_journal::open(o);
+  BOOST_REQUIRE(j.has_value());
+  uint64_t stored = 0;
+  error last;
+  for (int i = 0; i < 100; ++i) {
+    auto r = (*j)->append(one_event("s", 100'000));
+    if (!r) {
+      last = r.err();
+      break;
+    }
+    ++stored;
+  }
+  BOOST_TEST((last.code == errc::storage_full));
+  BOOST_TEST(stored > 5u);
+  BOOST_TEST(*(*j)->last_position() == stored);
+  auto all = (*j)->read_all();
+  BOOST_REQUIRE(all.has_value());
+  BOOST_TEST(all->size() == stored);
+  // Small appends still fit where a big one did not, and reads keep working.
+  auto r = (*j)->append(one_event("s", 10));
+  BOOST_TEST(r.has_value());
+  auto head = (*j)->head("s");
+  BOOST_TEST(head->version == (r.has_value() ? stored + 1 : stored));
+}
+
+BOOST_AUTO_TEST_CASE(user_dbs_cannot_take_journal_names) {
+  test::temp_dir dir;
+  auto env = environment::open(opts_for(dir));
+  BOOST_REQUIRE(env.has_value());
+  BOOST_TEST((!(*env)->open_db("events").has_value()));
+  BOOST_TEST((!(*env)->open_db("evident.x").has_value()));
+  BOOST_TEST(((*env)->open_db("view.balances").has_value()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -67,6 +67,12 @@ inline constexpr size_t trailer_size = 5;
 /// Appends the stored form of `e` (whose position, stream and version are set) to `out`.
 void encode(const recorded_event& e, std::string& out);
 
+/// Appends the stored form of an event given by parts (the append path: no copy of the
+/// payload into a recorded_event first).
+void encode(uint64_t position, std::string_view stream, uint64_t version,
+            std::string_view command_id, const event_data& e, int64_t time_ns,
+            const uuid& event_id, std::string& out);
+
 /// Size in bytes `encode` would produce; used for limit checks before encoding.
 size_t encoded_size(const recorded_event& e) noexcept;
 

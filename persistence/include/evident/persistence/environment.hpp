@@ -160,6 +160,8 @@ public:
 private:
   friend class txn;
   explicit environment(journal_options opts);
+  status open_journal_dbs();
+  expected<txn> begin(bool read_only);
   status grow();
   status adopt_foreign_resize();
 

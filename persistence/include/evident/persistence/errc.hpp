@@ -124,11 +124,13 @@ public:
     return &value();
   }
 
+  /// The error; an empty error (code none) when there is a value.
   const error& err() const& {
-    return std::get<1>(data_);
+    static const error no_error;
+    return data_.index() == 1 ? std::get<1>(data_) : no_error;
   }
-  error&& err() && {
-    return std::get<1>(std::move(data_));
+  error err() && {
+    return data_.index() == 1 ? std::get<1>(std::move(data_)) : error{};
   }
 
 private:
