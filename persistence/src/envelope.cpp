@@ -100,6 +100,18 @@ void encode_parts(const parts& e, std::string& out) {
 
 } // namespace
 
+size_t encoded_size_bound(std::string_view stream, std::string_view command_id,
+                          const event_data& e) noexcept {
+  size_t n = 1 + uint_size(record_format) + str_size(stream.size()) + 9 /*version*/
+             + str_size(e.type.size()) + uint_size(e.schema) + 9 /*time*/ + bin_size(16)
+             + str_size(e.correlation_id.size()) + str_size(e.causation_id.size())
+             + str_size(command_id.size()) + container_header_size(e.meta.size())
+             + bin_size(e.payload.size()) + trailer_size;
+  for (auto& [k, v] : e.meta)
+    n += str_size(k.size()) + str_size(v.size());
+  return n;
+}
+
 void encode(const recorded_event& e, std::string& out) {
   out.reserve(out.size() + encoded_size(e));
   encode_parts({e.position, e.stream, e.version, e.type, e.schema, e.time_ns, e.event_id,

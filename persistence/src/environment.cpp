@@ -257,6 +257,10 @@ expected<std::shared_ptr<environment>> environment::open(const journal_options& 
     flags |= MDB_NOMETASYNC;
   else if (opts.sync == durability::no_sync)
     flags |= MDB_NOSYNC;
+  auto max_key = static_cast<size_t>(mdb_env_get_maxkeysize(self->env_));
+  if (opts.max_stream_id_bytes + 1 + std::max<size_t>(opts.max_id_bytes, 8) > max_key)
+    return error{errc::invalid_input, "max_stream_id_bytes + max_id_bytes + 1 must not exceed "
+                                        + std::to_string(max_key) + " (LMDB's key limit)"};
   if (auto rc = mdb_env_open(self->env_, opts.path.c_str(), flags, 0664); rc != 0) {
     auto err = fail(rc, "mdb_env_open");
     if (rc == MDB_INVALID)

@@ -44,10 +44,6 @@ status validate(const append_request& req, const journal_options& opts) {
                                + " events exceeds the limit of "
                                + std::to_string(opts.max_append_events)};
   size_t total = 0;
-  recorded_event probe;
-  probe.stream = req.stream;
-  probe.version = UINT64_MAX; // the widest encoding a version can take
-  probe.command_id = req.command_id;
   for (size_t i = 0; i < req.events.size(); ++i) {
     const auto& e = req.events[i];
     if (e.type.empty())
@@ -59,15 +55,7 @@ status validate(const append_request& req, const journal_options& opts) {
       return err;
     if (auto err = check_id(e.causation_id, "causation id", opts))
       return err;
-    probe.type = e.type;
-    probe.schema = e.schema;
-    probe.time_ns = e.time_ns;
-    probe.correlation_id = e.correlation_id;
-    probe.causation_id = e.causation_id;
-    // Size without copying the payload and metadata: encoded_size only reads lengths.
-    auto size = envelope::encoded_size(probe) + e.payload.size() + 9;
-    for (auto& [k, v] : e.meta)
-      size += k.size() + v.size() + 10;
+    auto size = envelope::encoded_size_bound(req.stream, req.command_id, e);
     if (size > opts.max_event_bytes)
       return {errc::too_large, "event " + std::to_string(i) + " encodes to "
                                  + std::to_string(size) + " bytes, over the limit of "

@@ -301,7 +301,8 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
   };
   std::vector<staged_event> staged;
   std::unordered_map<std::string, size_t> slot_of; // stream -> index into touched
-  std::vector<stream_head> touched;                // heads changed by this batch
+  std::vector<stream_head> touched;                // heads read by this batch
+  std::vector<bool> dirty;                         // ... and which of them it changed
   std::unordered_map<std::string, append_result> staged_dedup;
   uint64_t first_position = 0;
   uint64_t next_position = 0;
@@ -313,6 +314,7 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
     staged.clear();
     slot_of.clear();
     touched.clear();
+    dirty.clear();
     staged_dedup.clear();
     {
       std::lock_guard<std::mutex> guard{tail_->mtx};
@@ -366,6 +368,7 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
           return h.err();
         slot = touched.size();
         touched.push_back(std::move(*h));
+        dirty.push_back(false);
         slot_of.emplace(req.stream, slot);
       }
       auto& head = touched[slot];
@@ -393,15 +396,18 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
         ++next_position;
       }
       head.state = stream_state::live; // an append revives a soft-deleted stream
+      dirty[slot] = true;
       res.last_version = head.version;
       res.last_position = next_position - 1;
       if (!req.command_id.empty())
         staged_dedup.emplace(dedup_key(req.stream, req.command_id), res);
       results.emplace_back(res);
     }
-    for (auto& h : touched)
-      if (auto err = t.put(t.dbs().heads, h.stream, encode_head(h)))
-        return err;
+    // Only heads that got events: a refused or empty append must not create a stream.
+    for (size_t i = 0; i < touched.size(); ++i)
+      if (dirty[i])
+        if (auto err = t.put(t.dbs().heads, touched[i].stream, encode_head(touched[i])))
+          return err;
     return {};
   };
 

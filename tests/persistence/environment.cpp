@@ -137,6 +137,15 @@ BOOST_AUTO_TEST_CASE(at_the_cap_appends_fail_with_storage_full_and_nothing_is_lo
   BOOST_TEST(head->version == (r.has_value() ? stored + 1 : stored));
 }
 
+BOOST_AUTO_TEST_CASE(limits_that_cannot_fit_an_lmdb_key_are_refused_at_open) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.max_stream_id_bytes = 500;
+  auto env = environment::open(o);
+  BOOST_REQUIRE(!env.has_value());
+  BOOST_TEST((env.err().code == errc::invalid_input));
+}
+
 BOOST_AUTO_TEST_CASE(user_dbs_cannot_take_journal_names) {
   test::temp_dir dir;
   auto env = environment::open(opts_for(dir));

@@ -76,6 +76,10 @@ void encode(uint64_t position, std::string_view stream, uint64_t version,
 /// Size in bytes `encode` would produce; used for limit checks before encoding.
 size_t encoded_size(const recorded_event& e) noexcept;
 
+/// Upper bound of the stored size of `e` appended to `stream` (any version or time).
+size_t encoded_size_bound(std::string_view stream, std::string_view command_id,
+                          const event_data& e) noexcept;
+
 /// Verifies the checksum of a stored record and decodes it.
 /// Fails with: corrupted (bad checksum, truncated, or not our layout), naming `position`.
 [[nodiscard]] expected<recorded_event> decode(uint64_t position, std::string_view stored);

@@ -3,6 +3,7 @@
 #include "evident/persistence/journal.hpp"
 #include "evident/persistence/options.hpp"
 
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -36,13 +37,28 @@ public:
   using journal::read_stream;
 
 private:
-  journal_options opts_;
-  std::mutex mtx_;
-  std::vector<recorded_event> log_; ///< log_[i] has position i + 1
   struct stream_entry {
     stream_head head;
     std::vector<uint64_t> positions; ///< positions[v - 1] = position of version v
   };
+
+  /// The head of `stream` (version 0 and live when it was never written). Needs mtx_.
+  stream_head head_of(const std::string& stream) const;
+
+  /// One append under mtx_ (append and append_batch share it).
+  expected<append_result> append_locked(const append_request& req);
+
+  /// Replaces the head of a stream after a delete. Needs mtx_.
+  void set_head(const stream_head& h);
+
+  /// Visits `events` without holding mtx_, so a visitor may call back into the journal.
+  static status visit(const std::vector<const recorded_event*>& events, const event_visitor& f);
+
+  journal_options opts_;
+  std::mutex mtx_;
+  /// log_[i] has position i + 1. A deque because its elements never move: readers
+  /// collect pointers under the lock and visit them after releasing it.
+  std::deque<recorded_event> log_;
   std::map<std::string, stream_entry> streams_;
   std::map<std::pair<std::string, std::string>, append_result> dedup_;
 };
