@@ -9,11 +9,15 @@
 
 // The write path (DESIGN.md, "The write path is append-only"):
 //
-//   commit:      events  (MDB_APPEND, fresh pages only)  +  heads (one small hot table)
-//   index pass:  streams + dedup, every index_lag_events, many entries per page
+//   commit:      events  (MDB_APPEND, fresh pages only)
+//   index pass:  streams + dedup + heads, every index_lag_events, many entries per page
 //
-// Between index passes, the (stream, version) -> position entries and the command-id
-// records of the newest events exist only in the log and in `index_tail` below. Every
+// Between index passes, the (stream, version) -> position entries, the command-id
+// records and the versions of the newest events exist only in the log and in
+// `index_tail` below. A stream's current version is therefore the larger of its heads
+// record and its last event in the tail. Only a change of state (delete, tombstone, a
+// soft-deleted stream written again) writes a head at once; it bumps the heads
+// generation in `meta`, which tells every process to drop its cached heads. Every
 // process keeps its own tail and rebuilds it from the log: on open, and whenever a
 // transaction shows that the log grew (another process appended) or that the index
 // mark moved (another process indexed). Readers therefore combine
@@ -45,6 +49,10 @@ struct index_tail {
   std::unordered_map<std::string, stream_tail> streams;
   /// Key: stream + '\0' + command id.
   std::unordered_map<std::string, append_result> dedup;
+  /// The writer's copy of heads-DB records, valid while the DB's heads generation
+  /// (bumped by every head write) equals this one.
+  uint64_t heads_generation = 0;
+  std::unordered_map<std::string, stream_head> head_cache;
 };
 
 } // namespace detail
@@ -57,6 +65,9 @@ using detail::index_tail;
 using detail::put_be;
 
 constexpr std::string_view indexed_through_key = "indexed_through";
+constexpr std::string_view heads_generation_key = "heads_generation";
+// Bound on the writer's cache of heads records; past it the cache starts over.
+constexpr size_t max_cached_heads = 1'000'000;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -148,15 +159,29 @@ expected<uint64_t> log_end(txn& t) {
   return get_be((*e)->key.data(), 8);
 }
 
-expected<uint64_t> indexed_through(txn& t) {
-  auto v = t.get(t.dbs().meta, indexed_through_key);
+expected<uint64_t> meta_u64(txn& t, std::string_view key) {
+  auto v = t.get(t.dbs().meta, key);
   if (!v)
     return v.err();
   if (!*v)
     return uint64_t{0};
   if ((*v)->size() != 8)
-    return error{errc::corrupted, "malformed index mark"};
+    return error{errc::corrupted, "malformed meta value '" + std::string{key} + "'"};
   return get_be((*v)->data(), 8);
+}
+
+expected<uint64_t> indexed_through(txn& t) {
+  return meta_u64(t, indexed_through_key);
+}
+
+// Stores `h` and bumps the heads generation, so other processes drop cached heads.
+status write_head(txn& t, const stream_head& h) {
+  auto gen = meta_u64(t, heads_generation_key);
+  if (!gen)
+    return gen.err();
+  if (auto err = t.put(t.dbs().heads, h.stream, encode_head(h)))
+    return err;
+  return t.put(t.dbs().meta, heads_generation_key, be64(*gen + 1));
 }
 
 // Adds one logged event to the tail (the event must directly follow what it holds).
@@ -216,6 +241,13 @@ expected<catch_up_result> catch_up(index_tail& tail, txn& t) {
     return catch_up_result::stale;
   if (*mark > tail.indexed_through)
     drop_indexed(tail, *mark);
+  auto gen = meta_u64(t, heads_generation_key);
+  if (!gen)
+    return gen.err();
+  if (*gen != tail.heads_generation) {
+    tail.head_cache.clear();
+    tail.heads_generation = *gen;
+  }
   auto end = log_end(t);
   if (!end)
     return end.err();
@@ -241,6 +273,36 @@ expected<catch_up_result> catch_up(index_tail& tail, txn& t) {
     e = c.next();
   }
   return catch_up_result::ok;
+}
+
+// The current head of `stream` as of a snapshot ending at `end`: the heads record
+// plus the stream's events in the tail. Caller holds tail.mtx and has caught up with
+// `t`. `use_cache` only for write txns (their snapshot is the newest).
+expected<stream_head> effective_head(index_tail& tail, txn& t, const std::string& stream,
+                                     uint64_t end, bool use_cache) {
+  stream_head h;
+  auto cached = use_cache ? tail.head_cache.find(stream) : tail.head_cache.end();
+  if (cached != tail.head_cache.end()) {
+    h = cached->second;
+  } else {
+    auto loaded = load_head(t, stream);
+    if (!loaded)
+      return loaded.err();
+    h = std::move(*loaded);
+    if (use_cache) {
+      if (tail.head_cache.size() >= max_cached_heads)
+        tail.head_cache.clear();
+      tail.head_cache.emplace(stream, h);
+    }
+  }
+  if (auto i = tail.streams.find(stream); i != tail.streams.end()) {
+    auto& st = i->second;
+    auto n = static_cast<uint64_t>(
+      std::upper_bound(st.positions.begin(), st.positions.end(), end) - st.positions.begin());
+    if (n > 0)
+      h.version = std::max(h.version, st.first_version + n - 1);
+  }
+  return h;
 }
 
 } // namespace
@@ -363,7 +425,11 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
       if (auto j = slot_of.find(req.stream); j != slot_of.end()) {
         slot = j->second;
       } else {
-        auto h = load_head(t, req.stream);
+        expected<stream_head> h = error{};
+        {
+          std::lock_guard<std::mutex> guard{tail_->mtx};
+          h = effective_head(*tail_, t, req.stream, first_position - 1, true);
+        }
         if (!h)
           return h.err();
         slot = touched.size();
@@ -395,18 +461,21 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
         staged.push_back({slot, version, next_position});
         ++next_position;
       }
-      head.state = stream_state::live; // an append revives a soft-deleted stream
-      dirty[slot] = true;
+      if (head.state != stream_state::live) {
+        head.state = stream_state::live; // an append revives a soft-deleted stream
+        dirty[slot] = true;
+      }
       res.last_version = head.version;
       res.last_position = next_position - 1;
       if (!req.command_id.empty())
         staged_dedup.emplace(dedup_key(req.stream, req.command_id), res);
       results.emplace_back(res);
     }
-    // Only heads that got events: a refused or empty append must not create a stream.
+    // Versions live in the log (the index pass writes them to heads); only a change of
+    // state is written now.
     for (size_t i = 0; i < touched.size(); ++i)
       if (dirty[i])
-        if (auto err = t.put(t.dbs().heads, touched[i].stream, encode_head(touched[i])))
+        if (auto err = write_head(t, touched[i]))
           return err;
     return {};
   };
@@ -473,6 +542,19 @@ status lmdb_journal::flush_index() {
     for (auto& [key2, res] : tail_->dedup)
       if (auto e = t.put(t.dbs().dedup, key2, encode_dedup(res)))
         return e;
+    // The versions the tail held move into heads (state and truncation stay).
+    for (auto* kv : order) {
+      auto h = effective_head(*tail_, t, kv->first, mark, false);
+      if (!h)
+        return h.err();
+      if (auto e = t.put(t.dbs().heads, h->stream, encode_head(*h)))
+        return e;
+    }
+    auto gen = meta_u64(t, heads_generation_key);
+    if (!gen)
+      return gen.err();
+    if (auto e = t.put(t.dbs().meta, heads_generation_key, be64(*gen + 1)))
+      return e;
     return t.put(t.dbs().meta, indexed_through_key, be64(mark));
   });
   if (err)
@@ -523,7 +605,11 @@ status lmdb_journal::read_stream(const std::string& stream, const read_options& 
     return snap.err();
   auto& t = snap->t;
   auto* end = &snap->end;
-  auto head = load_head(t, stream);
+  expected<stream_head> head = error{};
+  {
+    std::lock_guard<std::mutex> guard{tail_->mtx};
+    head = effective_head(*tail_, t, stream, *end, false);
+  }
   if (!head)
     return head.err();
   if (auto err = detail::check_readable(*head))
@@ -648,18 +734,20 @@ status lmdb_journal::read_all(uint64_t from_position, uint64_t max_count,
 expected<stream_head> lmdb_journal::head(const std::string& stream) {
   if (auto err = detail::validate_stream_id(stream, env_->options()))
     return err;
-  auto t = env_->begin_read();
-  if (!t)
-    return t.err();
-  return load_head(*t, stream);
+  auto snap = begin_consistent_read(*env_, *tail_);
+  if (!snap)
+    return snap.err();
+  std::lock_guard<std::mutex> guard{tail_->mtx};
+  return effective_head(*tail_, snap->t, stream, snap->end, false);
 }
 
 expected<std::vector<stream_head>> lmdb_journal::streams() {
-  auto t = env_->begin_read();
-  if (!t)
-    return t.err();
+  auto snap = begin_consistent_read(*env_, *tail_);
+  if (!snap)
+    return snap.err();
+  auto& t = snap->t;
   std::vector<stream_head> result;
-  cursor c{*t, t->dbs().heads};
+  cursor c{t, t.dbs().heads};
   for (auto e = c.first();; e = c.next()) {
     if (!e)
       return e.err();
@@ -670,6 +758,29 @@ expected<std::vector<stream_head>> lmdb_journal::streams() {
       return err;
     result.push_back(std::move(h));
   }
+  // Streams written since the last index pass may have no heads record yet, and the
+  // others may have newer versions in the tail.
+  std::lock_guard<std::mutex> guard{tail_->mtx};
+  for (auto& h : result)
+    if (auto eh = effective_head(*tail_, t, h.stream, snap->end, false); eh)
+      h.version = eh->version;
+  auto known = result.size();
+  for (auto& [stream, st] : tail_->streams) {
+    if (st.positions.empty() || st.positions.front() > snap->end)
+      continue;
+    auto i = std::lower_bound(result.begin(), result.begin() + static_cast<ptrdiff_t>(known),
+                              stream, [](const stream_head& h, const std::string& s2) {
+                                return h.stream < s2;
+                              });
+    if (i != result.begin() + static_cast<ptrdiff_t>(known) && i->stream == stream)
+      continue;
+    auto eh = effective_head(*tail_, t, stream, snap->end, false);
+    if (!eh)
+      return eh.err();
+    result.push_back(std::move(*eh));
+  }
+  std::sort(result.begin(), result.end(),
+            [](const stream_head& x, const stream_head& y) { return x.stream < y.stream; });
   return result;
 }
 
@@ -685,18 +796,25 @@ expected<uint64_t> lmdb_journal::last_position() {
 namespace {
 
 // Loads the head of `stream`, lets `change` compute the new one, and stores it.
-status update_head(environment& env, const std::string& stream,
+status update_head(environment& env, index_tail& tail, const std::string& stream,
                    const std::function<expected<stream_head>(const stream_head&)>& change) {
   if (auto err = detail::validate_stream_id(stream, env.options()))
     return err;
   return env.write([&](txn& t) -> status {
-    auto h = load_head(t, stream);
+    expected<stream_head> h = error{};
+    {
+      std::lock_guard<std::mutex> guard{tail.mtx};
+      auto r = catch_up(tail, t);
+      if (!r)
+        return r.err();
+      h = effective_head(tail, t, stream, tail.last_position, false);
+    }
     if (!h)
       return h.err();
     auto next = change(*h);
     if (!next)
       return next.err();
-    return t.put(t.dbs().heads, stream, encode_head(*next));
+    return write_head(t, *next);
   });
 }
 
@@ -707,12 +825,12 @@ status lmdb_journal::delete_to(const std::string& stream, uint64_t n) {
 }
 
 status lmdb_journal::truncate_before(const std::string& stream, uint64_t n) {
-  return update_head(*env_, stream,
+  return update_head(*env_, *tail_, stream,
                      [n](const stream_head& h) { return detail::truncated(h, n); });
 }
 
 status lmdb_journal::soft_delete(const std::string& stream) {
-  return update_head(*env_, stream, [](const stream_head& h) -> expected<stream_head> {
+  return update_head(*env_, *tail_, stream, [](const stream_head& h) -> expected<stream_head> {
     auto next = detail::truncated(h, h.version + 1);
     if (next)
       next->state = stream_state::soft_deleted;
@@ -721,7 +839,7 @@ status lmdb_journal::soft_delete(const std::string& stream) {
 }
 
 status lmdb_journal::tombstone(const std::string& stream) {
-  return update_head(*env_, stream, [](const stream_head& h) -> expected<stream_head> {
+  return update_head(*env_, *tail_, stream, [](const stream_head& h) -> expected<stream_head> {
     if (h.state == stream_state::tombstoned)
       return error{errc::stream_deleted, "stream '" + h.stream + "' is tombstoned"};
     auto next = h;
@@ -748,6 +866,8 @@ expected<verify_report> lmdb_journal::verify() {
     return mark.err();
   // 1. The log: gap-free positions from 1, checksums, consecutive versions per stream.
   std::unordered_map<std::string, uint64_t> versions;
+  std::unordered_map<std::string, uint64_t> versions_at_mark; // as of the index mark
+  std::vector<uint64_t> unreadable; // positions whose records failed; later checks skip them
   {
     cursor c{*t, t->dbs().events};
     uint64_t expected_pos = 1;
@@ -770,11 +890,13 @@ expected<verify_report> lmdb_journal::verify() {
       ++rep.events;
       if (auto err = envelope::decode_header(pos, (*e)->value, h)) {
         problem("position " + std::to_string(pos) + ": " + err.message);
+        unreadable.push_back(pos);
         continue;
       }
       // Full decode too: the checksum passed, but the rest must parse.
       if (auto d = envelope::decode(pos, (*e)->value); !d) {
         problem("position " + std::to_string(pos) + ": " + d.err().message);
+        unreadable.push_back(pos);
         continue;
       }
       auto& v = versions[std::string{h.stream}];
@@ -783,6 +905,8 @@ expected<verify_report> lmdb_journal::verify() {
                 + "' version " + std::to_string(h.version) + " follows "
                 + std::to_string(v));
       v = h.version;
+      if (pos <= *mark)
+        versions_at_mark[std::string{h.stream}] = h.version;
     }
   }
   rep.streams = versions.size();
@@ -804,6 +928,9 @@ expected<verify_report> lmdb_journal::verify() {
       auto stream = key.substr(0, key.size() - 9);
       auto version = get_be(key.data() + key.size() - 8, 8);
       auto pos = get_be((*e)->value.data(), 8);
+      // Already reported above; comparing against it would only repeat the problem.
+      if (std::binary_search(unreadable.begin(), unreadable.end(), pos))
+        continue;
       auto v = t->get(t->dbs().events, be64(pos));
       envelope::header h;
       if (!v || !*v || envelope::decode_header(pos, **v, h) || h.stream != stream
@@ -819,8 +946,8 @@ expected<verify_report> lmdb_journal::verify() {
               + " entries but the log has " + std::to_string(std::min(*mark, rep.last_position))
               + " events up to the index mark");
   }
-  // 3. Heads agree with the streams.
-  {
+  // 3. Heads agree with the streams (unless unreadable records hide what they hold).
+  if (unreadable.empty()) {
     cursor c{*t, t->dbs().heads};
     uint64_t heads = 0;
     for (auto e = c.first();; e = c.next()) {
@@ -834,16 +961,21 @@ expected<verify_report> lmdb_journal::verify() {
         problem(err.message);
         continue;
       }
+      // A heads record is exact as of the index mark or of its last state change,
+      // whichever is later; newer versions are only in the log.
       auto i = versions.find(h.stream);
       auto logged = i == versions.end() ? 0 : i->second;
-      if (logged != h.version)
+      auto j = versions_at_mark.find(h.stream);
+      auto at_mark = j == versions_at_mark.end() ? 0 : j->second;
+      if (h.version > logged || h.version < at_mark)
         problem("head of stream '" + h.stream + "' says version " + std::to_string(h.version)
-                + " but the log ends at " + std::to_string(logged));
+                + " but the log has " + std::to_string(logged) + " (" + std::to_string(at_mark)
+                + " up to the index mark)");
     }
-    for (auto& [stream, v] : versions) {
+    for (auto& [stream, v] : versions_at_mark) {
       auto h = t->get(t->dbs().heads, stream);
       if (!h || !*h)
-        problem("stream '" + stream + "' has events but no head");
+        problem("stream '" + stream + "' has indexed events but no head");
     }
   }
   {

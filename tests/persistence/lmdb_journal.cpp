@@ -205,6 +205,33 @@ BOOST_AUTO_TEST_CASE(a_second_process_appending_is_taken_in_by_the_first) {
   BOOST_TEST(rep->ok());
 }
 
+BOOST_AUTO_TEST_CASE(a_tombstone_from_another_process_reaches_the_writers_cached_head) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  auto j = *lmdb_journal::open(o);
+  BOOST_REQUIRE(j->append(req("g", 2)).has_value()); // caches the head of "g"
+  BOOST_REQUIRE(j->append(req("h", 2)).has_value());
+  auto child = fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    auto other = lmdb_journal::open(o);
+    bool ok = other.has_value() && !(*other)->tombstone("g") && !(*other)->soft_delete("h");
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  BOOST_REQUIRE(WEXITSTATUS(status) == 0);
+  auto refused = j->append(req("g", 1));
+  BOOST_REQUIRE(!refused.has_value());
+  BOOST_TEST((refused.err().code == errc::stream_deleted));
+  // The soft-deleted stream takes no_stream and continues its numbering.
+  auto revived = j->append(req("h", 1, expected_version::no_stream()));
+  BOOST_REQUIRE(revived.has_value());
+  BOOST_TEST(revived->first_version == 3u);
+  BOOST_TEST(versions_of(*j, "h") == std::vector<uint64_t>{3});
+  BOOST_TEST((j->head("h")->state == stream_state::live));
+}
+
 BOOST_AUTO_TEST_CASE(a_read_only_handle_sees_the_unindexed_tail) {
   test::temp_dir dir;
   auto o = opts_for(dir);
