@@ -784,6 +784,33 @@ expected<std::vector<stream_head>> lmdb_journal::streams() {
   return result;
 }
 
+expected<std::optional<append_result>> lmdb_journal::find_command(const std::string& stream,
+                                                                  const std::string& command_id) {
+  if (auto err = detail::validate_stream_id(stream, env_->options()))
+    return err;
+  if (command_id.empty())
+    return std::optional<append_result>{};
+  auto snap = begin_consistent_read(*env_, *tail_);
+  if (!snap)
+    return snap.err();
+  auto key = dedup_key(stream, command_id);
+  {
+    std::lock_guard<std::mutex> guard{tail_->mtx};
+    if (auto i = tail_->dedup.find(key);
+        i != tail_->dedup.end() && i->second.last_position <= snap->end)
+      return std::optional<append_result>{i->second};
+  }
+  auto v = snap->t.get(snap->t.dbs().dedup, key);
+  if (!v)
+    return v.err();
+  if (!*v)
+    return std::optional<append_result>{};
+  auto r = decode_dedup(**v);
+  if (!r)
+    return r.err();
+  return std::optional<append_result>{*r};
+}
+
 expected<uint64_t> lmdb_journal::last_position() {
   auto t = env_->begin_read();
   if (!t)

@@ -239,4 +239,14 @@ expected<uint64_t> memory_journal::last_position() {
   return static_cast<uint64_t>(log_.size());
 }
 
+expected<std::optional<append_result>> memory_journal::find_command(const std::string& stream,
+                                                                    const std::string& command_id) {
+  if (auto err = detail::validate_stream_id(stream, opts_))
+    return err;
+  std::lock_guard guard{mtx_};
+  if (auto i = dedup_.find({stream, command_id}); i != dedup_.end())
+    return std::optional<append_result>{i->second};
+  return std::optional<append_result>{};
+}
+
 } // namespace evident

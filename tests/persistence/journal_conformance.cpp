@@ -620,6 +620,23 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(retry_with_same_command_id_returns_first_result_an
   check_unchanged(j, before);
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(find_command_returns_the_result_a_retry_would_get, Factory,
+                              factories) {
+  Factory f;
+  auto& j = f.get();
+  put(j, "s", any, 1);
+  auto first = put(j, "s", exact(1), 2, "cmd");
+  auto found = j.find_command("s", "cmd");
+  BOOST_REQUIRE(found.has_value());
+  BOOST_REQUIRE(found->has_value());
+  BOOST_TEST(**found == first);
+  // Unknown ids, ids of other streams and the empty id find nothing.
+  BOOST_TEST(!j.find_command("s", "other")->has_value());
+  BOOST_TEST(!j.find_command("t", "cmd")->has_value());
+  BOOST_TEST(!j.find_command("s", "")->has_value());
+  BOOST_TEST((j.find_command("", "cmd").err().code == errc::invalid_input));
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(retry_with_known_command_id_ignores_a_now_wrong_expected_version,
                               Factory, factories) {
   Factory f;

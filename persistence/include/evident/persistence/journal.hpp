@@ -142,6 +142,12 @@ public:
   /// The last global position (0 for an empty journal).
   virtual expected<uint64_t> last_position() = 0;
 
+  /// The result of the append that carried `command_id` to `stream`, if one did (what a
+  /// retry would get back). Lets a caller answer a retried command before deciding it.
+  virtual expected<std::optional<append_result>> find_command(const std::string& stream,
+                                                              const std::string& command_id)
+    = 0;
+
   /// Deletes events with version <= n (n may exceed the version: everything so far).
   /// Never lowers the stream's version. Fails with stream_not_found, stream_deleted.
   virtual status delete_to(const std::string& stream, uint64_t n) = 0;

@@ -71,6 +71,8 @@ public:
   expected<stream_head> head(const std::string& stream) override;
   expected<std::vector<stream_head>> streams() override;
   expected<uint64_t> last_position() override;
+  expected<std::optional<append_result>> find_command(const std::string& stream,
+                                                      const std::string& command_id) override;
   status delete_to(const std::string& stream, uint64_t n) override;
   status truncate_before(const std::string& stream, uint64_t n) override;
   status soft_delete(const std::string& stream) override;
