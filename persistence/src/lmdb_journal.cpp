@@ -31,11 +31,27 @@ namespace detail {
 
 
 
+// Everything the tail knows of one stream. One hash lookup per stream and batch finds
+// all of it: the append path is CPU-bound on the writer's thread.
 struct stream_tail {
   uint64_t first_version = 0;
   std::vector<uint64_t> positions; ///< positions[i]: position of first_version + i
+  /// The writer's copy of the stream's heads-DB record (without tail versions), valid
+  /// while the DB's heads generation equals index_tail::heads_generation.
+  bool head_cached = false;
+  stream_head db_head;
+  /// Scratch of append_batch: which batch last touched the stream, and its slot there.
+  uint64_t batch_epoch = 0;
+  size_t batch_slot = 0;
+
   uint64_t next_version() const noexcept {
     return first_version + positions.size();
+  }
+  /// The version of the last tail event at or below `end` (0 when none).
+  uint64_t last_version_until(uint64_t end) const noexcept {
+    auto n = static_cast<uint64_t>(
+      std::upper_bound(positions.begin(), positions.end(), end) - positions.begin());
+    return n == 0 ? 0 : first_version + n - 1;
   }
 };
 
@@ -49,10 +65,10 @@ struct index_tail {
   std::unordered_map<std::string, stream_tail> streams;
   /// Key: stream + '\0' + command id.
   std::unordered_map<std::string, append_result> dedup;
-  /// The writer's copy of heads-DB records, valid while the DB's heads generation
-  /// (bumped by every head write) equals this one.
+  /// The DB's heads generation (bumped by every head write) that cached heads match.
   uint64_t heads_generation = 0;
-  std::unordered_map<std::string, stream_head> head_cache;
+  /// Counts append_batch transactions (see stream_tail::batch_epoch).
+  uint64_t batch_epoch = 0;
 };
 
 } // namespace detail
@@ -63,6 +79,7 @@ using detail::be64;
 using detail::get_be;
 using detail::index_tail;
 using detail::put_be;
+using detail::stream_tail;
 
 constexpr std::string_view indexed_through_key = "indexed_through";
 constexpr std::string_view heads_generation_key = "heads_generation";
@@ -216,7 +233,7 @@ void drop_indexed(index_tail& tail, uint64_t mark) {
     auto n = static_cast<uint64_t>(cut - st.positions.begin());
     st.positions.erase(st.positions.begin(), cut);
     st.first_version += n;
-    if (st.positions.empty()) {
+    if (st.positions.empty() && !st.head_cached) {
       i = tail.streams.erase(i);
     } else {
       remaining += st.positions.size();
@@ -227,6 +244,17 @@ void drop_indexed(index_tail& tail, uint64_t mark) {
   std::erase_if(tail.dedup, [mark](const auto& kv) { return kv.second.last_position <= mark; });
   tail.indexed_through = mark;
   tail.last_position = std::max(tail.last_position, mark);
+}
+
+// Drops every cached heads record (and the entries that held nothing else).
+void forget_cached_heads(index_tail& tail) {
+  for (auto i = tail.streams.begin(); i != tail.streams.end();) {
+    i->second.head_cached = false;
+    if (i->second.positions.empty())
+      i = tail.streams.erase(i);
+    else
+      ++i;
+  }
 }
 
 enum class catch_up_result { ok, stale };
@@ -245,7 +273,7 @@ expected<catch_up_result> catch_up(index_tail& tail, txn& t) {
   if (!gen)
     return gen.err();
   if (*gen != tail.heads_generation) {
-    tail.head_cache.clear();
+    forget_cached_heads(tail);
     tail.heads_generation = *gen;
   }
   auto end = log_end(t);
@@ -276,32 +304,32 @@ expected<catch_up_result> catch_up(index_tail& tail, txn& t) {
 }
 
 // The current head of `stream` as of a snapshot ending at `end`: the heads record
-// plus the stream's events in the tail. Caller holds tail.mtx and has caught up with
-// `t`. `use_cache` only for write txns (their snapshot is the newest).
+// plus the stream's events in the tail. Caller holds tail.mtx and has caught up with `t`.
 expected<stream_head> effective_head(index_tail& tail, txn& t, const std::string& stream,
-                                     uint64_t end, bool use_cache) {
-  stream_head h;
-  auto cached = use_cache ? tail.head_cache.find(stream) : tail.head_cache.end();
-  if (cached != tail.head_cache.end()) {
-    h = cached->second;
-  } else {
-    auto loaded = load_head(t, stream);
-    if (!loaded)
-      return loaded.err();
-    h = std::move(*loaded);
-    if (use_cache) {
-      if (tail.head_cache.size() >= max_cached_heads)
-        tail.head_cache.clear();
-      tail.head_cache.emplace(stream, h);
-    }
+                                     uint64_t end) {
+  auto h = load_head(t, stream);
+  if (!h)
+    return h;
+  if (auto i = tail.streams.find(stream); i != tail.streams.end())
+    h->version = std::max(h->version, i->second.last_version_until(end));
+  return h;
+}
+
+// The same for the writer, from (and into) the entry's cached heads record: its write
+// txn is the newest snapshot, so the cache stays valid until the heads generation moves.
+expected<stream_head> effective_head(index_tail& tail, txn& t, const std::string& stream,
+                                     stream_tail& st) {
+  if (!st.head_cached) {
+    if (tail.streams.size() >= max_cached_heads)
+      return effective_head(tail, t, stream, tail.last_position);
+    auto h = load_head(t, stream);
+    if (!h)
+      return h;
+    st.db_head = std::move(*h);
+    st.head_cached = true;
   }
-  if (auto i = tail.streams.find(stream); i != tail.streams.end()) {
-    auto& st = i->second;
-    auto n = static_cast<uint64_t>(
-      std::upper_bound(st.positions.begin(), st.positions.end(), end) - st.positions.begin());
-    if (n > 0)
-      h.version = std::max(h.version, st.first_version + n - 1);
-  }
+  auto h = st.db_head;
+  h.version = std::max(h.version, st.last_version_until(tail.last_position));
   return h;
 }
 
@@ -362,7 +390,6 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
     uint64_t position;
   };
   std::vector<staged_event> staged;
-  std::unordered_map<std::string, size_t> slot_of; // stream -> index into touched
   std::vector<stream_head> touched;                // heads read by this batch
   std::vector<bool> dirty;                         // ... and which of them it changed
   std::unordered_map<std::string, append_result> staged_dedup;
@@ -374,17 +401,17 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
     // Runs again after map growth: start from scratch each time.
     results.clear();
     staged.clear();
-    slot_of.clear();
     touched.clear();
     dirty.clear();
     staged_dedup.clear();
-    {
-      std::lock_guard<std::mutex> guard{tail_->mtx};
-      auto r = catch_up(*tail_, t);
-      if (!r)
-        return r.err();
-      first_position = tail_->last_position + 1;
-    }
+    // Held for the whole body: readers wait at most for this CPU work, never for the
+    // commit's fsync (which runs after the body returns).
+    std::lock_guard<std::mutex> guard{tail_->mtx};
+    auto caught_up = catch_up(*tail_, t);
+    if (!caught_up)
+      return caught_up.err();
+    first_position = tail_->last_position + 1;
+    auto epoch = ++tail_->batch_epoch;
     next_position = first_position;
     auto time = now_ns();
     for (size_t i = 0; i < reqs.size(); ++i) {
@@ -397,13 +424,10 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
       if (!req.command_id.empty()) {
         auto key = dedup_key(req.stream, req.command_id);
         std::optional<append_result> known;
-        if (auto j = staged_dedup.find(key); j != staged_dedup.end()) {
+        if (auto j = staged_dedup.find(key); j != staged_dedup.end())
           known = j->second;
-        } else {
-          std::lock_guard<std::mutex> guard{tail_->mtx};
-          if (auto k = tail_->dedup.find(key); k != tail_->dedup.end())
-            known = k->second;
-        }
+        else if (auto k = tail_->dedup.find(key); k != tail_->dedup.end())
+          known = k->second;
         if (!known) {
           auto v = t.get(t.dbs().dedup, key);
           if (!v)
@@ -421,22 +445,19 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
           continue;
         }
       }
-      size_t slot = 0;
-      if (auto j = slot_of.find(req.stream); j != slot_of.end()) {
-        slot = j->second;
-      } else {
-        expected<stream_head> h = error{};
-        {
-          std::lock_guard<std::mutex> guard{tail_->mtx};
-          h = effective_head(*tail_, t, req.stream, first_position - 1, true);
-        }
+      // One hash lookup per request finds the stream's slot in this batch, its cached
+      // head and its tail.
+      auto& st = tail_->streams.try_emplace(req.stream).first->second;
+      if (st.batch_epoch != epoch) {
+        auto h = effective_head(*tail_, t, req.stream, st);
         if (!h)
           return h.err();
-        slot = touched.size();
+        st.batch_epoch = epoch;
+        st.batch_slot = touched.size();
         touched.push_back(std::move(*h));
         dirty.push_back(false);
-        slot_of.emplace(req.stream, slot);
       }
+      auto slot = st.batch_slot;
       auto& head = touched[slot];
       if (auto err = detail::check_expected(req, head)) {
         results.emplace_back(std::move(err));
@@ -494,10 +515,19 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
     std::lock_guard<std::mutex> guard{tail_->mtx};
     // A reader may have taken this commit in from the log already.
     if (!staged.empty() && tail_->last_position == first_position - 1) {
-      for (auto& s : staged) {
-        auto& stream = touched[s.stream_slot].stream;
-        auto cmd = std::string_view{};
-        take_in(*tail_, stream, s.version, s.position, cmd);
+      // Staged events are in position order and each stream's in version order, so
+      // each stream's new positions simply extend its tail.
+      std::vector<detail::stream_tail*> slots(touched.size(), nullptr);
+      for (auto& ev : staged) {
+        auto*& st = slots[ev.stream_slot];
+        if (st == nullptr)
+          st = &tail_->streams[touched[ev.stream_slot].stream];
+        if (st->positions.empty() || st->next_version() != ev.version) {
+          st->positions.clear();
+          st->first_version = ev.version;
+        }
+        st->positions.push_back(ev.position);
+        ++tail_->entries;
       }
       for (auto& [key, r] : staged_dedup)
         tail_->dedup.emplace(key, r);
@@ -527,7 +557,8 @@ status lmdb_journal::flush_index() {
     std::vector<const std::pair<const std::string, detail::stream_tail>*> order;
     order.reserve(tail_->streams.size());
     for (auto& kv : tail_->streams)
-      order.push_back(&kv);
+      if (!kv.second.positions.empty()) // entries may hold only a cached head
+        order.push_back(&kv);
     std::sort(order.begin(), order.end(),
               [](auto* x, auto* y) { return x->first < y->first; });
     std::string key;
@@ -544,7 +575,7 @@ status lmdb_journal::flush_index() {
         return e;
     // The versions the tail held move into heads (state and truncation stay).
     for (auto* kv : order) {
-      auto h = effective_head(*tail_, t, kv->first, mark, false);
+      auto h = effective_head(*tail_, t, kv->first, mark);
       if (!h)
         return h.err();
       if (auto e = t.put(t.dbs().heads, h->stream, encode_head(*h)))
@@ -608,7 +639,7 @@ status lmdb_journal::read_stream(const std::string& stream, const read_options& 
   expected<stream_head> head = error{};
   {
     std::lock_guard<std::mutex> guard{tail_->mtx};
-    head = effective_head(*tail_, t, stream, *end, false);
+    head = effective_head(*tail_, t, stream, *end);
   }
   if (!head)
     return head.err();
@@ -738,7 +769,7 @@ expected<stream_head> lmdb_journal::head(const std::string& stream) {
   if (!snap)
     return snap.err();
   std::lock_guard<std::mutex> guard{tail_->mtx};
-  return effective_head(*tail_, snap->t, stream, snap->end, false);
+  return effective_head(*tail_, snap->t, stream, snap->end);
 }
 
 expected<std::vector<stream_head>> lmdb_journal::streams() {
@@ -762,7 +793,7 @@ expected<std::vector<stream_head>> lmdb_journal::streams() {
   // others may have newer versions in the tail.
   std::lock_guard<std::mutex> guard{tail_->mtx};
   for (auto& h : result)
-    if (auto eh = effective_head(*tail_, t, h.stream, snap->end, false); eh)
+    if (auto eh = effective_head(*tail_, t, h.stream, snap->end); eh)
       h.version = eh->version;
   auto known = result.size();
   for (auto& [stream, st] : tail_->streams) {
@@ -774,7 +805,7 @@ expected<std::vector<stream_head>> lmdb_journal::streams() {
                               });
     if (i != result.begin() + static_cast<ptrdiff_t>(known) && i->stream == stream)
       continue;
-    auto eh = effective_head(*tail_, t, stream, snap->end, false);
+    auto eh = effective_head(*tail_, t, stream, snap->end);
     if (!eh)
       return eh.err();
     result.push_back(std::move(*eh));
@@ -834,7 +865,7 @@ status update_head(environment& env, index_tail& tail, const std::string& stream
       auto r = catch_up(tail, t);
       if (!r)
         return r.err();
-      h = effective_head(tail, t, stream, tail.last_position, false);
+      h = effective_head(tail, t, stream, tail.last_position);
     }
     if (!h)
       return h.err();
