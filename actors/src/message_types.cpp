@@ -1,8 +1,11 @@
 #include "evident/actors/message_types.hpp"
 
+#include "evident/actors/aggregate_router.hpp"
 #include "evident/actors/committed_batch.hpp"
 #include "evident/actors/errc.hpp"
 #include "evident/actors/journal_writer.hpp"
+#include "evident/actors/snapshot_writer.hpp"
+#include "evident/actors/temporal.hpp"
 
 namespace evident {
 
@@ -13,6 +16,12 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<recorded_event>("evident.recorded_event");
   cfg.add_message_type<committed_batch>("evident.committed_batch");
   cfg.add_message_type<journal_writer_metrics>("evident.journal_writer_metrics");
+  // Aggregates: the inspectable parts of their protocol. command_box, reply_box and
+  // aggregate_state hold std::any and stay local (CAF_ALLOW_UNSAFE_MESSAGE_TYPE).
+  cfg.add_message_type<state_query>("evident.state_query");
+  cfg.add_message_type<router_metrics>("evident.router_metrics");
+  cfg.add_message_type<snapshot>("evident.snapshot");
+  cfg.add_message_type<snapshot_writer_metrics>("evident.snapshot_writer_metrics");
   add_error_category(cfg);
 }
 

@@ -6,11 +6,11 @@ namespace evident {
 
 namespace {
 
-constexpr std::array<std::string_view, 14> errc_names = {
+constexpr std::array<std::string_view, 15> errc_names = {
   "none",          "wrong_expected_version", "stream_deleted", "stream_not_found",
   "corrupted",     "storage_full",           "too_large",      "invalid_input",
   "not_a_journal", "unsupported_format",     "unknown_event_type", "io_error",
-  "overloaded",    "timeout",
+  "overloaded",    "timeout",                "unavailable",
 };
 
 } // namespace

@@ -10,7 +10,7 @@ int exit_code(errc x) noexcept {
 
 std::string exit_code_table() {
   std::string result = "Exit codes:\n  0   ok\n  1   internal_error (a bug: please report)\n";
-  for (int i = 1; i <= static_cast<int>(errc::timeout); ++i) {
+  for (int i = 1; i <= static_cast<int>(errc::unavailable); ++i) {
     auto code = static_cast<errc>(i);
     auto num = std::to_string(exit_code(code));
     result += "  " + num + std::string(4 - num.size(), ' ') + std::string{to_string(code)}

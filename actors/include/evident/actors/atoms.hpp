@@ -12,4 +12,18 @@ using append_atom = caf::atom_constant<caf::atom("append")>;
 /// (metrics_atom) -> a component's metrics, e.g. journal_writer_metrics.
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 
+/// (command_atom, type, id, command_id, command_box) -> reply_box | caf::error to the
+/// aggregate router; (command_atom, command_id, command_box) to one aggregate. See
+/// aggregate_router.hpp.
+using command_atom = caf::atom_constant<caf::atom("command")>;
+
+/// (state_atom, type, id, state_query) -> aggregate_state | caf::error: a temporal query.
+using state_atom = caf::atom_constant<caf::atom("state")>;
+
+/// Router -> aggregate: stop if idle (nothing stashed or in flight).
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+
+/// (snapshot_atom, snapshot, keep_last) to the snapshot writer; see snapshot_writer.hpp.
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+
 } // namespace evident

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 /// Default values of the actor floor's options, in one place (the persistence floor's
 /// live in evident/persistence/defaults.hpp).
@@ -18,3 +19,49 @@ inline constexpr size_t max_batch_events = 4'096;
 inline constexpr size_t max_pending = 10'000;
 
 } // namespace evident::defaults::group_commit
+
+/// Defaults of the aggregate actors and their router (see aggregate_router.hpp).
+namespace evident::defaults::aggregate {
+
+/// Events an aggregate replays per handler invocation during recovery: 1,024. Between
+/// two batches it gives its worker back (the next batch is a zero-delay message through
+/// the actor clock), so one aggregate recovering a long stream neither blocks a worker
+/// nor holds more than one batch of events in memory. Measured (Release, LMDB): a
+/// 1,000,000-event stream recovers in 0.6 s with flat heap; one batch of 1,024 small
+/// events takes ~0.6 ms.
+inline constexpr size_t replay_batch = 1'024;
+
+/// Commands one aggregate holds without deciding them (while it recovers, or while
+/// `max_in_flight` commands are pending): 1,000. Further commands get errc::overloaded
+/// at once.
+inline constexpr size_t max_stash = 1'000;
+
+/// Commands one aggregate has decided but not yet answered (their appends are at the
+/// journal writer): 256. One commit takes ~1-2 ms with fsync, so a window of 256 lets a
+/// single hot aggregate share each commit among many commands (measured, Release, LMDB
+/// with fsync, 512 clients' commands outstanding: ~88,000 commands/s on one aggregate,
+/// ~80 commands per commit), while CAF's per-response cost (linear in the outstanding
+/// requests of one actor) stays small.
+inline constexpr size_t max_in_flight = 256;
+
+/// How long an aggregate waits for the writer's answer to one append: 10 s. An append
+/// that takes longer has an unknown outcome: the aggregate stops and recovers on the
+/// next command.
+inline constexpr long long append_timeout_ms = 10'000;
+
+/// An aggregate that received no message for this long passivates (stops; the next
+/// command recovers it): 2 minutes, as Akka Cluster Sharding's default.
+inline constexpr long long idle_timeout_ms = 120'000;
+
+/// Most live aggregates per router (node): 100,000. One more activation asks the least
+/// recently used one to passivate. About 1.5 KB per actor plus its state.
+inline constexpr size_t max_active = 100'000;
+
+/// Snapshot every this many events (0 = never): 1,000. Recovery then replays at most
+/// ~1,000 events after the snapshot.
+inline constexpr uint64_t snapshot_every = 1'000;
+
+/// Snapshots kept per aggregate (older ones are removed after each save): 2.
+inline constexpr size_t snapshot_keep_last = 2;
+
+} // namespace evident::defaults::aggregate

@@ -52,7 +52,8 @@ typename Inspector::result_type inspect(Inspector& f, recorded_event& x) {
 }
 
 /// Registers every floor-2 message type (append_request, append_result, recorded_event,
-/// committed_batch, journal_writer_metrics) under an "evident." name, and the error
+/// committed_batch, journal_writer_metrics, state_query, router_metrics, snapshot,
+/// snapshot_writer_metrics) under an "evident." name, and the error
 /// renderer of `add_error_category`. Call once per config, on every node.
 void add_message_types(caf::actor_system_config& cfg);
 

@@ -42,6 +42,10 @@ enum class errc : uint8_t {
   overloaded,
   /// A request did not finish in its time limit; its outcome is unknown.
   timeout,
+  /// The component that should take the request is not running (the runtime is
+  /// stopping or stopped, or the owner node is down). Nothing was taken or written;
+  /// retry elsewhere or later.
+  unavailable,
 };
 
 /// The stable name of `x`, e.g. "wrong_expected_version".

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "evident/actors/aggregate_router.hpp"
+#include "evident/actors/journal_writer.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace evident {
+
+/// A snapshot of a node's counters, taken by `runtime::metrics()`. Counters count since
+/// the runtime started; gauges say how things are now.
+struct runtime_metrics {
+  /// True from start until `stop()` begins.
+  bool running = false;
+
+  // -- journal writer ---------------------------------------------------------------
+
+  /// The journal writer's counters: appends, refusals, commits (batches), batch sizes,
+  /// commit latency histogram (see journal_writer_metrics). After `stop()`: the values
+  /// from just before the writer drained its queue.
+  journal_writer_metrics writer;
+
+  // -- aggregates -------------------------------------------------------------------
+
+  /// The aggregate router's counters: live aggregates, activations, passivations,
+  /// recoveries and their durations, stash overflows, rejections, conflicts, ... (see
+  /// router_metrics). All 0 while no aggregate command was asked yet (the router starts
+  /// with the first ask). After `stop()`: the values from just before the router stopped.
+  router_metrics aggregates;
+
+  // -- runtime ----------------------------------------------------------------------
+
+  /// Appends (and asks) taken by the runtime, and those it refused with
+  /// errc::unavailable because it was stopping or stopped.
+  uint64_t requests = 0;
+  uint64_t refused_unavailable = 0;
+};
+
+/// `m` in the Prometheus text exposition format (version 0.0.4): one `# HELP`/`# TYPE`
+/// pair per metric, names prefixed `evident_` (`evident_journal_*` for the writer,
+/// `evident_aggregate*` for the router, `evident_runtime_*`), the commit latency as a
+/// histogram in seconds (`evident_journal_commit_duration_seconds`).
+std::string to_prometheus(const runtime_metrics& m);
+
+} // namespace evident

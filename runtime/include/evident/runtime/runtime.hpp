@@ -1,0 +1,324 @@
+#pragma once
+
+// evident::runtime: what a daemon embeds. One object per node: it owns the CAF actor
+// system, the LMDB journal and snapshot store, the journal writer and the aggregate
+// router, and it stops them in the right order.
+//
+//   int main(int argc, char** argv) {
+//     auto cfg = evident::load_config(argv[1]);            // or set members in code
+//     if (!cfg) { std::cerr << to_string(cfg.err()) << '\n'; return 2; }
+//     evident::runtime::install_signal_handlers();          // SIGTERM, SIGINT -> stop
+//     evident::runtime rt{std::move(*cfg)};                 // throws startup_error
+//     rt.register_aggregate<bank::account_aggregate>();     // before the first ask
+//     auto r = rt.ask<bank::account_aggregate>("acc-1", bank::deposit{5}, "cmd-17");
+//     ...                                                   // serve requests
+//     auto err = rt.run_until_stopped();                    // blocks until a signal
+//     return err ? 1 : 0;
+//   }
+//
+// Lifecycle:
+//
+//   constructor ──▶ running ──stop()──▶ stopping ──▶ stopped
+//        │                                 │
+//   startup_error                  1. refuse new requests (errc::unavailable)
+//   (bad config,                   2. wait for requests in flight to be answered
+//    unopenable journal)           3. router: stop every aggregate, quit
+//                                  4. writer: commit and answer what it holds, quit
+//                                  5. close the snapshot store and the journal (LMDB)
+//
+// Each wait of a stop is bounded by `shutdown.drain_timeout`; past it the actor is
+// killed (what the writer held has an unknown outcome; nothing committed is lost).
+
+#include "evident/actors/aggregate.hpp"
+#include "evident/actors/aggregate_router.hpp"
+#include "evident/actors/temporal.hpp"
+#include "evident/persistence/journal.hpp"
+#include "evident/persistence/lmdb_journal.hpp"
+#include "evident/persistence/snapshot_store.hpp"
+#include "evident/runtime/config.hpp"
+#include "evident/runtime/metrics.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace evident {
+
+/// Why a runtime did not start. `what()` is the message; `err()` has the errc too:
+/// invalid_input (bad config), not_a_journal, unsupported_format, io_error (the data
+/// directory), or whatever else opening the journal reported.
+class startup_error : public std::runtime_error {
+public:
+  explicit startup_error(error err);
+
+  const error& err() const noexcept {
+    return err_;
+  }
+
+private:
+  error err_;
+};
+
+/// Optional seams for tests and tools.
+struct runtime_hooks {
+  /// Wraps the journal the writer appends to (e.g. in a failing_journal). Called once
+  /// during start with the LMDB journal; must not return null. Reads through
+  /// `runtime::journal()` still go to the LMDB journal directly.
+  std::function<std::shared_ptr<journal>(std::shared_ptr<journal>)> wrap_journal;
+};
+
+/// `model` with `policy` as its snapshot policy (everything else unchanged). How
+/// `runtime::register_aggregate` applies the config's snapshot defaults.
+std::shared_ptr<const aggregate_model>
+with_snapshot_policy(std::shared_ptr<const aggregate_model> model, snapshot_policy policy);
+
+/// One node. Not copyable or movable (actors hold pointers into it).
+///
+/// Thread: every member may be called from any thread, except that the destructor must
+/// not run while other members are still being called.
+class runtime {
+public:
+  // -- construction -----------------------------------------------------------------
+
+  /// Validates `cfg`, starts the actor system with `scheduler.threads` workers, opens
+  /// the journal and the snapshot store in `storage.data_dir` and spawns the journal
+  /// writer. Cost: opening the journal re-reads its unindexed tail (about 0.2 s per
+  /// million events).
+  /// Throws startup_error: invalid_input (validate(cfg) failed), or what opening the
+  /// journal failed with (not_a_journal, unsupported_format, io_error, ...).
+  explicit runtime(runtime_config cfg, runtime_hooks hooks = {});
+
+  /// Like the constructor, but returns the error instead of throwing.
+  [[nodiscard]] static expected<std::unique_ptr<runtime>> start(runtime_config cfg,
+                                                                runtime_hooks hooks = {});
+
+  /// Stops (see stop()); errors of the stop are dropped.
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // -- requests ---------------------------------------------------------------------
+
+  /// Appends through the journal writer (group commit) and waits for its answer, at
+  /// most `requests.ask_timeout`. Blocks the calling thread: for tools, tests and
+  /// setup code, not for actors (they talk to `writer()` directly).
+  /// Fails with: what the writer answers (see spawn_journal_writer: wrong_expected_version,
+  ///   too_large, overloaded, storage_full, io_error, ...), timeout (outcome unknown),
+  ///   unavailable (the runtime is stopping or stopped: nothing was taken).
+  [[nodiscard]] expected<append_result> append(append_request req);
+  [[nodiscard]] expected<append_result> append(append_request req,
+                                               std::chrono::milliseconds timeout);
+
+  // -- aggregates -------------------------------------------------------------------
+
+  /// Registers the aggregate type `Spec` (see aggregate.hpp). A spec without its own
+  /// `snapshots` policy gets the config's (snapshots.every, snapshots.keep_last).
+  /// Call during setup, before the first ask (or `router()`): the router starts with the
+  /// types registered by then.
+  /// Throws std::logic_error after the router started, std::invalid_argument when a type
+  /// of that name is registered already or Spec::register_events misuses its registry.
+  template <aggregate_spec Spec>
+  void register_aggregate() {
+    auto model = make_model<Spec>();
+    if constexpr (!requires { Spec::snapshots; })
+      model = with_snapshot_policy(std::move(model),
+                                   snapshot_policy{cfg_.snapshots.every, cfg_.snapshots.keep_last});
+    register_aggregate(std::move(model));
+  }
+
+  /// Registers a type-erased model as is (no snapshot policy from the config).
+  /// Throws as the template does, and std::invalid_argument when `model` is null.
+  void register_aggregate(std::shared_ptr<const aggregate_model> model);
+
+  /// Sends `cmd` to the aggregate `id` of type `Spec` and waits for its reply, at most
+  /// `requests.ask_timeout` (or `timeout`). The reply comes only after the command's
+  /// events are committed. `command_id` (optional) makes a retry return the first
+  /// attempt's reply instead of deciding again. A command that meets an aggregate that
+  /// just passivated (sec::request_receiver_down: nothing happened) is sent once more.
+  /// Blocks the calling thread: for request handlers of a daemon, tools and tests; an
+  /// actor talks to `router()` instead.
+  /// Fails with: what the router answers (aggregate_router.hpp: invalid_input,
+  ///   overloaded, wrong_expected_version, too_large, stream_deleted, corrupted,
+  ///   storage_full, io_error), timeout (outcome unknown: retry with the same command
+  ///   id), unavailable (the runtime is stopping or stopped: nothing was taken).
+  template <aggregate_spec Spec>
+  [[nodiscard]] expected<typename Spec::reply>
+  ask(const std::string& id, typename Spec::command cmd, const std::string& command_id = {}) {
+    return ask<Spec>(id, std::move(cmd), command_id, cfg_.requests.ask_timeout);
+  }
+
+  template <aggregate_spec Spec>
+  [[nodiscard]] expected<typename Spec::reply>
+  ask(const std::string& id, typename Spec::command cmd, const std::string& command_id,
+      std::chrono::milliseconds timeout) {
+    auto r
+        = ask_boxed(std::string{Spec::name}, id, box_command(std::move(cmd)), command_id, timeout);
+    if (!r)
+      return std::move(r).err();
+    if (const auto* x = unbox_reply<typename Spec::reply>(*r))
+      return *x;
+    return error{errc::invalid_input,
+                 "the reply of aggregate type '" + std::string{Spec::name} + "' has another type"};
+  }
+
+  /// `ask` with the command and reply boxed, by type name.
+  [[nodiscard]] expected<reply_box> ask_boxed(const std::string& type, const std::string& id,
+                                              command_box cmd, const std::string& command_id,
+                                              std::chrono::milliseconds timeout);
+
+  /// The state of aggregate `id` of type `Spec` per `q` (latest, at a version, at a
+  /// time), folded from committed events by a one-shot actor (not the live aggregate).
+  /// Waits at most `requests.ask_timeout`.
+  /// Fails with: invalid_input (type not registered), stream_deleted, corrupted,
+  ///   unknown_event_type, io_error, timeout, unavailable.
+  template <aggregate_spec Spec>
+  [[nodiscard]] expected<typed_state<Spec>> state_of(const std::string& id, state_query q = {}) {
+    auto r = state_of_boxed(std::string{Spec::name}, id, q, cfg_.requests.ask_timeout);
+    if (!r)
+      return std::move(r).err();
+    const auto* st = std::any_cast<typename Spec::state>(&r->state);
+    if (st == nullptr)
+      return error{errc::invalid_input, "the state of aggregate type '" + std::string{Spec::name}
+                                            + "' has another type"};
+    typed_state<Spec> out;
+    out.state = *st;
+    out.version = r->version;
+    out.time_ns = r->time_ns;
+    return out;
+  }
+
+  /// `state_of` with the state boxed, by type name.
+  [[nodiscard]] expected<aggregate_state> state_of_boxed(const std::string& type,
+                                                         const std::string& id, state_query q,
+                                                         std::chrono::milliseconds timeout);
+
+  /// The aggregate router (aggregate_router.hpp protocol), for actors such as sagas.
+  /// Starts it on the first call (registration ends then). Null once stopping.
+  caf::actor router();
+
+  // -- stopping ---------------------------------------------------------------------
+
+  /// True from construction until stop() begins.
+  bool running() const noexcept;
+
+  /// Graceful stop (see the lifecycle above). Idempotent: later calls (also concurrent
+  /// ones, which wait for the first) return the first call's result. Each step waits at
+  /// most shutdown.drain_timeout, so a stop takes at most about 4 x drain_timeout, plus
+  /// 1 s per actor that had to be killed and a short metrics request to each actor.
+  /// Fails with: timeout (naming the first step that ran out of time; the stop still
+  ///   completes: stuck actors are killed, LMDB is closed as soon as nothing holds it).
+  status stop();
+
+  /// Blocks until a stop is requested (signal or request_stop(), see below) or this
+  /// runtime was stopped from another thread, then stops it. Returns stop()'s result.
+  status run_until_stopped();
+
+  // -- signals ----------------------------------------------------------------------
+  // Process-wide: one flag and one self-pipe for all runtimes of the process.
+
+  /// Installs handlers for SIGTERM and SIGINT that call request_stop(). The handler is
+  /// async-signal-safe: it sets a lock-free flag and writes one byte to a self-pipe.
+  /// Idempotent.
+  static void install_signal_handlers();
+
+  /// Puts back the handlers that install_signal_handlers replaced.
+  static void restore_signal_handlers();
+
+  /// Requests a stop: wakes every wait_for_stop_signal / run_until_stopped.
+  /// Async-signal-safe; callable from any thread.
+  static void request_stop() noexcept;
+
+  /// True once a stop was requested (until clear_stop_request).
+  static bool stop_requested() noexcept;
+
+  /// Forgets a stop request (tests; a daemon that handles a request and keeps going).
+  static void clear_stop_request() noexcept;
+
+  /// Blocks until a stop is requested or `timeout` passes (nullopt: no bound). Returns
+  /// whether a stop was requested.
+  static bool wait_for_stop_signal(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  // -- observers --------------------------------------------------------------------
+
+  /// Counters of the writer and the router, see runtime_metrics. Asks both (each at
+  /// most requests.ask_timeout); after stop, the last values.
+  runtime_metrics metrics();
+
+  /// Requests (appends, asks) taken and not yet answered. Cheap: no actor is asked.
+  size_t requests_in_flight() const;
+
+  /// The configuration this runtime started with (validated).
+  const runtime_config& config() const noexcept {
+    return cfg_;
+  }
+
+  /// The actor system (alive until the destructor returns).
+  caf::actor_system& system() noexcept {
+    return *sys_;
+  }
+
+  /// The LMDB journal, for reads. Null after stop(). Drop copies before stop(): stop
+  /// closes LMDB and waits (up to drain_timeout) until nobody holds the environment.
+  std::shared_ptr<lmdb_journal> journal() const;
+
+  /// The snapshot store in the journal's environment. Null after stop().
+  std::shared_ptr<snapshot_store> snapshots() const;
+
+  /// The journal writer actor (see journal_writer.hpp for its protocol). After stop()
+  /// it refers to a terminated actor: requests fail with request_receiver_down.
+  caf::actor writer() const;
+
+private:
+  enum class phase : uint8_t { running, stopping, stopped };
+
+  status do_stop();
+  /// Sends `user_shutdown` to `dest` and waits for its down message (drain_timeout);
+  /// kills it past that. Fails with timeout naming `what`.
+  status stop_actor(const caf::actor& dest, const char* what);
+  /// Asks `dest` for its metrics (`metrics_atom`); nullopt on any error.
+  template <class T>
+  std::optional<T> ask_metrics(const caf::actor& dest, std::chrono::milliseconds timeout);
+  /// The router, spawning it if needed. Needs mtx_ and phase running.
+  caf::actor router_locked();
+  /// Takes a request slot (counts it in flight) or says why not. Needs no lock.
+  status enter_request();
+  void leave_request();
+
+  runtime_config cfg_;
+  std::unique_ptr<caf::actor_system_config> caf_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+
+  mutable std::mutex mtx_;          // guards everything below
+  std::condition_variable idle_cv_; // in_flight_ dropped to 0
+  phase phase_ = phase::running;
+  size_t in_flight_ = 0;
+  uint64_t requests_ = 0;
+  uint64_t refused_ = 0;
+  std::shared_ptr<lmdb_journal> journal_;
+  /// What the writer and the aggregates use: journal_, or its wrapper (runtime_hooks).
+  std::shared_ptr<evident::journal> writer_journal_;
+  std::shared_ptr<snapshot_store> snapshots_;
+  caf::actor writer_;
+  std::vector<std::shared_ptr<const aggregate_model>> models_;
+  caf::actor router_;
+  bool router_started_ = false;
+  journal_writer_metrics last_writer_metrics_;
+  router_metrics last_router_metrics_;
+
+  std::mutex stop_mtx_; // serializes stop(); held for its whole duration
+  std::optional<status> stop_result_;
+};
+
+} // namespace evident

@@ -1,0 +1,134 @@
+#include "evident/runtime/metrics.hpp"
+
+#include <charconv>
+#include <limits>
+
+namespace evident {
+
+namespace {
+
+std::string format_double(double x) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::fixed);
+  if (ec != std::errc{})
+    return "NaN";
+  return std::string{buf, end};
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+            uint64_t value) {
+  header(out, name, type, help);
+  out += name;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
+} // namespace
+
+std::string to_prometheus(const runtime_metrics& m) {
+  std::string out;
+  const auto& w = m.writer;
+  sample(out, "evident_up", "gauge", "1 while the runtime takes requests, 0 once it stops.",
+         m.running ? 1 : 0);
+  // -- journal writer
+  sample(out, "evident_journal_appends_total", "counter", "Appends taken by the journal writer.",
+         w.appends);
+  sample(out, "evident_journal_appends_overloaded_total", "counter",
+         "Appends refused because the writer's queue was full.", w.overloaded);
+  sample(out, "evident_journal_appends_failed_total", "counter",
+         "Appends the journal answered with an error (conflicts included).", w.failed);
+  sample(out, "evident_journal_commits_total", "counter",
+         "Write transactions (group commits) of the journal writer.", w.batches);
+  sample(out, "evident_journal_events_total", "counter", "Events stored.", w.events);
+  sample(out, "evident_journal_queued_appends", "gauge", "Appends taken and not yet committed.",
+         w.queued);
+  sample(out, "evident_journal_last_batch_appends", "gauge", "Appends in the last commit.",
+         w.last_batch_appends);
+  sample(out, "evident_journal_last_batch_events", "gauge", "Events in the last commit.",
+         w.last_batch_events);
+  sample(out, "evident_journal_largest_batch_events", "gauge",
+         "Most events one commit held so far.", w.largest_batch_events);
+  // Histogram: Prometheus buckets are cumulative, the writer's are not.
+  constexpr std::string_view hist = "evident_journal_commit_duration_seconds";
+  header(out, hist, "histogram", "Time of one commit (encode, write, commit, fsync) in seconds.");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < commit_latency_bounds_us.size(); ++i) {
+    cumulative += w.commit_latency[i];
+    auto bound = commit_latency_bounds_us[i];
+    std::string le = bound == std::numeric_limits<uint64_t>::max()
+                         ? std::string{"+Inf"}
+                         : format_double(static_cast<double>(bound) / 1e6);
+    out += std::string{hist} + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  if (commit_latency_bounds_us.back() != std::numeric_limits<uint64_t>::max())
+    out += std::string{hist} + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += std::string{hist} + "_sum " + format_double(static_cast<double>(w.commit_ns) / 1e9) + "\n";
+  out += std::string{hist} + "_count " + std::to_string(cumulative) + "\n";
+  // -- aggregates
+  const auto& a = m.aggregates;
+  sample(out, "evident_aggregates_active", "gauge", "Aggregates alive on this node.", a.active);
+  sample(out, "evident_aggregate_activations_total", "counter", "Aggregates spawned.",
+         a.activations);
+  sample(out, "evident_aggregate_passivations_total", "counter",
+         "Aggregates that stopped because they were idle (timeout or max_active).", a.passivations);
+  sample(out, "evident_aggregate_evictions_requested_total", "counter",
+         "Passivation requests sent because of max_active.", a.evictions_requested);
+  sample(out, "evident_aggregate_stops_total", "counter",
+         "Aggregates that stopped for another reason (unknown outcome, conflict, failed "
+         "recovery, shutdown).",
+         a.stops);
+  sample(out, "evident_aggregate_recoveries_total", "counter",
+         "Aggregate recoveries finished (fence, snapshot, replay).", a.recoveries);
+  sample(out, "evident_aggregate_recovery_failures_total", "counter",
+         "Aggregate recoveries that failed.", a.recovery_failures);
+  header(out, "evident_aggregate_recovery_seconds_total", "counter",
+         "Total time spent in aggregate recoveries, in seconds.");
+  out += "evident_aggregate_recovery_seconds_total "
+         + format_double(static_cast<double>(a.recovery_ns_total) / 1e9) + "\n";
+  header(out, "evident_aggregate_recovery_seconds_max", "gauge",
+         "Longest aggregate recovery so far, in seconds.");
+  out += "evident_aggregate_recovery_seconds_max "
+         + format_double(static_cast<double>(a.recovery_ns_max) / 1e9) + "\n";
+  sample(out, "evident_aggregate_events_replayed_total", "counter",
+         "Events replayed by recoveries (after their snapshots).", a.events_replayed);
+  sample(out, "evident_aggregate_commands_total", "counter",
+         "Commands received by aggregates (retries included).", a.commands);
+  sample(out, "evident_aggregate_duplicates_total", "counter",
+         "Commands answered from an earlier command with the same id.", a.duplicates);
+  sample(out, "evident_aggregate_stash_overflows_total", "counter",
+         "Commands refused because an aggregate's stash was full.", a.stash_overflows);
+  sample(out, "evident_aggregate_rejections_total", "counter",
+         "Appends of aggregates that the journal refused (state kept).", a.rejections);
+  sample(out, "evident_aggregate_conflicts_total", "counter",
+         "Appends of aggregates that met someone else's write.", a.conflicts);
+  sample(out, "evident_aggregate_decide_failures_total", "counter",
+         "Commands whose decide or apply threw or failed.", a.decide_failures);
+  sample(out, "evident_aggregate_events_total", "counter", "Events committed through aggregates.",
+         a.events);
+  sample(out, "evident_aggregate_snapshots_total", "counter",
+         "Snapshots handed to the snapshot writer.", a.snapshots);
+  sample(out, "evident_aggregate_queries_total", "counter", "Temporal state queries started.",
+         a.queries);
+  // -- runtime
+  sample(out, "evident_runtime_requests_total", "counter", "Appends and asks taken by the runtime.",
+         m.requests);
+  sample(out, "evident_runtime_refused_unavailable_total", "counter",
+         "Appends and asks refused because the runtime was stopping or stopped.",
+         m.refused_unavailable);
+  return out;
+}
+
+} // namespace evident

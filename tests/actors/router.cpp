@@ -1,0 +1,317 @@
+#include "aggregate_fixtures.hpp"
+#include "temp_dir.hpp"
+
+#include "evident/actors/temporal.hpp"
+#include "evident/actors/test_kit.hpp"
+#include "evident/persistence/lmdb_journal.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <string>
+
+// The router: activation, passivation (idle timeout, cap), the receiver-down race,
+// temporal queries, metrics, and a restart on the same LMDB directory.
+
+using namespace bank;
+using namespace std::chrono_literals;
+using evident::errc;
+using evident::state_query;
+using evident::test::deterministic_router;
+using evident::test::live_router;
+
+namespace {
+
+evident::aggregate_options idle_after(std::chrono::nanoseconds d) {
+  auto opts = deterministic_router::no_idle();
+  opts.idle_timeout = d;
+  return opts;
+}
+
+evident::aggregate_options capped(size_t max_active) {
+  auto opts = deterministic_router::no_idle();
+  opts.max_active = max_active;
+  return opts;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(router)
+
+// -- passivation -----------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(idle_aggregate_passivates_and_reactivates_transparently,
+                        deterministic_router) {
+  start(idle_after(1min));
+  ask("a1", open{"ada"});
+  ask("a1", deposit{40});
+  BOOST_TEST(metrics().active == 1u);
+  sched.advance_time(30s); // not idle long enough
+  sched.run();
+  BOOST_TEST(metrics().active == 1u);
+  sched.advance_time(1min);
+  sched.run();
+  auto m = metrics();
+  BOOST_TEST(m.active == 0u);
+  BOOST_TEST(m.passivations == 1u);
+  // The next command reactivates it from the journal.
+  BOOST_TEST(ask("a1", deposit{2}).balance() == 42);
+  m = metrics();
+  BOOST_TEST(m.activations == 2u);
+  BOOST_TEST(m.recoveries == 2u);
+  BOOST_TEST(m.events_replayed == 2u); // the second recovery: open + deposit(40)
+}
+
+BOOST_FIXTURE_TEST_CASE(a_busy_aggregate_does_not_passivate, deterministic_router) {
+  auto opts = idle_after(1min);
+  opts.append_timeout = 10min; // the held append must not time out first
+  start(opts);
+  ask("a1", open{"ada"});
+  ctl->hold = true;
+  send("a1", deposit{1}); // in flight, held by the writer
+  sched.run();
+  sched.advance_time(5s);
+  sched.run();
+  sched.advance_time(1min); // idle timeout fires with a command in flight
+  sched.run();
+  BOOST_TEST(metrics().active == 1u);
+  release();
+  BOOST_TEST(next().balance() == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(cap_asks_the_least_recently_used_to_passivate, deterministic_router) {
+  start(capped(2));
+  ask("a1", open{"ada"});
+  ask("a2", open{"bob"});
+  ask("a1", deposit{5}); // a2 is now the least recently used
+  ask("a3", open{"cy"});
+  auto m = metrics();
+  BOOST_TEST(m.active == 2u);
+  BOOST_TEST(m.evictions_requested == 1u);
+  BOOST_TEST(m.passivations == 1u);
+  BOOST_TEST(ask("a1", get_balance{}).balance() == 5); // a1 was kept: no new activation
+  BOOST_TEST(metrics().activations == 3u);
+  BOOST_TEST(ask("a2", deposit{7}).balance() == 7); // back, state from the journal
+  m = metrics();
+  BOOST_TEST(m.activations == 4u);
+  BOOST_TEST(m.active == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(cap_never_stops_a_busy_aggregate, deterministic_router) {
+  start(capped(1));
+  ask("a1", open{"ada"});
+  ctl->hold = true;
+  send("a1", deposit{3});
+  send("a2", open{"bob"}); // asks a1 to passivate; a1 has a command in flight
+  sched.run();
+  BOOST_TEST(metrics().active == 2u);
+  release();
+  BOOST_TEST(next().balance() == 3);
+  BOOST_TEST(next().ok());
+  BOOST_TEST(metrics().passivations == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(command_to_an_aggregate_that_just_quit_gets_receiver_down,
+                        deterministic_router) {
+  start(idle_after(1min));
+  ask("a1", open{"ada"});
+  sched.advance_time(30s); // expired request timeouts (already answered: dropped)
+  sched.run();
+  sched.advance_time(2min); // only the idle timeout is left: the aggregate is next
+  auto h = self->request(router, 10s, evident::command_atom::value, std::string{"account"},
+                         std::string{"a1"}, std::string{},
+                         evident::box_command(account_command{deposit{1}}));
+  sched.run_once(); // the aggregate passivates; its down_msg queues behind the command
+  sched.run();      // the router delegates to the dead actor, then forgets it
+  bool bounced = false;
+  h.receive([&](evident::reply_box&) {},
+            [&](caf::error& e) { bounced = e == caf::sec::request_receiver_down; });
+  BOOST_TEST(bounced); // nothing happened: the caller retries once
+  BOOST_TEST(ask("a1", deposit{1}).balance() == 1);
+  BOOST_TEST(version_of("account-a1") == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(stopping_the_router_stops_its_aggregates, deterministic_router) {
+  start();
+  ask("a1", open{"ada"});
+  ctl->hold = true;
+  send("a1", deposit{1});
+  send("a2", open{"bob"}); // waits for its fence
+  sched.run();
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  sched.run();
+  // The in-flight command's outcome is unknown; the stashed one was never decided.
+  auto a = next();
+  auto b = next();
+  BOOST_TEST((a.code() == errc::io_error || b.code() == errc::io_error));
+  BOOST_TEST((a.code() == errc::overloaded || b.code() == errc::overloaded));
+  router = caf::actor{};
+  release();
+}
+
+// -- metrics ---------------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(metrics_count_activations_recoveries_and_refusals,
+                        deterministic_router) {
+  auto opts = no_idle();
+  opts.max_stash = 1;
+  start(opts);
+  ctl->hold = true;
+  send("a1", open{"ada"});
+  send("a1", deposit{1}); // stash full
+  sched.run();
+  BOOST_TEST(next().code() == errc::overloaded);
+  release();
+  BOOST_TEST(next().ok());
+  auto m = metrics();
+  BOOST_TEST(m.active == 1u);
+  BOOST_TEST(m.activations == 1u);
+  BOOST_TEST(m.recoveries == 1u);
+  BOOST_TEST(m.recovery_ns_max >= 1u);
+  BOOST_TEST(m.recovery_ns_total >= m.recovery_ns_max);
+  BOOST_TEST(m.commands == 2u);
+  BOOST_TEST(m.stash_overflows == 1u);
+  BOOST_TEST(m.events == 1u);
+}
+
+// -- temporal queries ------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(state_at_version_and_time_via_the_router, deterministic_router) {
+  auto opts = no_idle();
+  opts.replay_batch = 4; // several batches per query
+  start(opts);
+  ask("a1", open{"ada"});
+  for (int i = 1; i <= 24; ++i)
+    ask("a1", deposit{i}); // versions 2..25; snapshots at 10 and 20
+  auto query = [&](state_query q) {
+    self->send(router, evident::state_atom::value, std::string{"account"}, std::string{"a1"}, q);
+    for (sched.run(); sched.trigger_timeout(); sched.run()) {
+      // each replay batch waits for the clock (the query actor yields)
+    }
+    return receive_now<evident::aggregate_state>();
+  };
+  auto at7 = query(state_query::at_version(7));
+  BOOST_TEST(at7.version == 7u);
+  BOOST_TEST(at7.snapshot_version == 0u);
+  BOOST_TEST(std::any_cast<account>(at7.state).balance == 21); // 1+..+6
+  auto at15 = query(state_query::at_version(15));
+  BOOST_TEST(at15.snapshot_version == 10u); // nearest snapshot at or below
+  BOOST_TEST(at15.replayed == 5u);
+  BOOST_TEST(std::any_cast<account>(at15.state).balance == 105); // 1+..+14
+  auto latest = query(state_query::latest());
+  BOOST_TEST(latest.version == 25u);
+  BOOST_TEST(std::any_cast<account>(latest.state).balance == 300);
+  // At a time: the state after the last event written at or before it.
+  auto events = journal->read_stream("account-a1");
+  BOOST_TEST_REQUIRE(events.has_value());
+  auto t = (*events)[11].time_ns; // version 12
+  uint64_t expected_version = 0;
+  for (auto& e : *events)
+    if (e.time_ns <= t)
+      expected_version = e.version;
+  auto at_t = query(state_query::at_time(t));
+  BOOST_TEST(at_t.version == expected_version);
+  evident::spec_model<account_aggregate> model;
+  auto direct = evident::load_state(model, *journal, nullptr, "a1",
+                                    state_query::at_version(expected_version));
+  BOOST_TEST((std::any_cast<account>(at_t.state) == std::any_cast<account>(direct->state)));
+  auto before_all = query(state_query::at_time(1));
+  BOOST_TEST(before_all.version == 0u);
+  BOOST_TEST(!std::any_cast<account>(before_all.state).open);
+  // The live aggregate was not involved: still one activation, commands keep working.
+  BOOST_TEST(metrics().activations == 1u);
+  BOOST_TEST(metrics().queries == 5u);
+  BOOST_TEST(ask("a1", deposit{1}).balance() == 301);
+}
+
+BOOST_FIXTURE_TEST_CASE(temporal_query_of_an_unknown_type_or_corrupt_stream_fails,
+                        deterministic_router) {
+  start();
+  self->send(router, evident::state_atom::value, std::string{"nope"}, std::string{"a1"},
+             state_query::latest());
+  sched.run();
+  BOOST_TEST(next().code() == errc::invalid_input);
+  evident::append_request bad;
+  bad.stream = "account-bad";
+  evident::event_data e;
+  e.type = "bank.deposited";
+  e.payload = "\xc1";
+  bad.events.push_back(e);
+  BOOST_TEST_REQUIRE(journal->append(bad).has_value());
+  self->send(router, evident::state_atom::value, std::string{"account"}, std::string{"bad"},
+             state_query::latest());
+  sched.run();
+  BOOST_TEST(next().code() == errc::corrupted);
+}
+
+BOOST_AUTO_TEST_CASE(state_at_function_reads_journal_and_snapshots) {
+  evident::test_kit<account_aggregate> kit{"t1"};
+  kit.given(opened{"ada"});
+  for (int i = 1; i <= 14; ++i)
+    BOOST_TEST_REQUIRE(kit.when(deposit{i}).ok()); // versions 2..15, snapshot at 10
+  auto s = evident::state_at<account_aggregate>(kit.journal(), &kit.snapshots(), "t1",
+                                                state_query::at_version(12));
+  BOOST_TEST_REQUIRE(s.has_value());
+  BOOST_TEST(s->version == 12u);
+  BOOST_TEST(s->state.balance == 66); // 1+..+11
+  auto beyond = evident::state_at<account_aggregate>(kit.journal(), &kit.snapshots(), "t1",
+                                                     state_query::at_version(99));
+  BOOST_TEST(beyond->version == 15u);
+  auto none = evident::state_at<account_aggregate>(kit.journal(), nullptr, "nobody");
+  BOOST_TEST_REQUIRE(none.has_value());
+  BOOST_TEST(none->version == 0u);
+}
+
+// -- restart on LMDB -------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(command_ids_and_snapshots_survive_a_restart_on_lmdb) {
+  evident::test::temp_dir dir;
+  evident::journal_options jopts;
+  jopts.path = dir.sub("journal");
+  jopts.sync = evident::durability::no_sync;
+  account_reply first;
+  {
+    auto j = evident::lmdb_journal::open(jopts);
+    BOOST_TEST_REQUIRE(j.has_value());
+    auto snaps = std::make_shared<evident::lmdb_snapshot_store>((*j)->env());
+    live_router node;
+    node.start(*j, snaps);
+    BOOST_TEST_REQUIRE(node.ask("a1", open{"ada"}).ok());
+    auto r = node.ask("a1", deposit{100}, "cmd-42");
+    BOOST_TEST_REQUIRE(r.ok());
+    first = *r.reply;
+    for (int i = 0; i < 23; ++i)
+      BOOST_TEST_REQUIRE(node.ask("a1", deposit{1}).ok()); // version 25
+    node.stop(); // the router stops its snapshot writer, which saves what it holds
+  }
+  {
+    auto j = evident::lmdb_journal::open(jopts);
+    BOOST_TEST_REQUIRE(j.has_value());
+    auto snaps = std::make_shared<evident::lmdb_snapshot_store>((*j)->env());
+    auto list = snaps->list("account-a1");
+    BOOST_TEST_REQUIRE(list.has_value());
+    BOOST_TEST_REQUIRE(list->size() == 2u);
+    BOOST_TEST((*list)[1].version == 20u);
+    live_router node;
+    node.start(*j, snaps);
+    auto retry = node.ask("a1", deposit{100}, "cmd-42");
+    BOOST_TEST_REQUIRE(retry.ok());
+    BOOST_TEST(*retry.reply == first); // the original reply (balance 100), not a new deposit
+    BOOST_TEST((*j)->head("account-a1")->version == 25u);
+    auto m = node.metrics();
+    BOOST_TEST(m.duplicates == 1u);
+    BOOST_TEST(m.events_replayed == 5u); // recovered from the snapshot at 20
+    BOOST_TEST(node.ask("a1", get_balance{}).balance() == 123);
+    // Snapshot + replay equals a full replay.
+    evident::spec_model<account_aggregate> model;
+    auto full = evident::load_state(model, **j, nullptr, "a1");
+    auto fast = evident::load_state(model, **j, snaps.get(), "a1");
+    BOOST_TEST_REQUIRE(full.has_value());
+    BOOST_TEST_REQUIRE(fast.has_value());
+    BOOST_TEST(fast->snapshot_version == 20u);
+    BOOST_TEST((std::any_cast<account>(full->state) == std::any_cast<account>(fast->state)));
+    node.stop();
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
