@@ -4,6 +4,8 @@
 #include "temp_dir.hpp"
 
 #include <boost/mpl/list.hpp>
+#include "checks.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
@@ -12,27 +14,9 @@
 #include <vector>
 
 using namespace evident;
-
-// Prints error codes by name in failed assertions.
-template <>
-struct boost::test_tools::tt_detail::print_log_value<evident::errc> {
-  void operator()(std::ostream& os, evident::errc x) {
-    os << evident::to_string(x);
-  }
-};
-
-#define REQUIRE_OK(expr)                                                                 \
-  do {                                                                                   \
-    auto st_ = (expr);                                                                   \
-    BOOST_REQUIRE_MESSAGE(!st_, to_string(st_));                                         \
-  } while (false)
+using evident::test::why;
 
 namespace {
-
-template <class T>
-std::string why(const expected<T>& x) {
-  return x ? std::string{} : to_string(x.err());
-}
 
 // -- the two stores under one contract ------------------------------------------------
 

@@ -1,5 +1,7 @@
 #include "evident/persistence/type_registry.hpp"
 
+#include "checks.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
@@ -7,14 +9,7 @@
 #include <variant>
 
 using namespace evident;
-
-// Prints error codes by name in failed assertions.
-template <>
-struct boost::test_tools::tt_detail::print_log_value<evident::errc> {
-  void operator()(std::ostream& os, evident::errc x) {
-    os << evident::to_string(x);
-  }
-};
+using evident::test::why;
 
 namespace {
 
@@ -76,11 +71,6 @@ type_registry<account_event> make_registry() {
 }
 
 // The error of `x` for a failure message (BOOST_REQUIRE_MESSAGE builds it eagerly).
-template <class T>
-std::string why(const expected<T>& x) {
-  return x ? std::string{} : to_string(x.err());
-}
-
 recorded_event stored(std::string type, uint32_t schema, std::string payload) {
   recorded_event e;
   e.stream = "account-1";
