@@ -20,6 +20,8 @@
 // --dir is where a fresh directory for the journals is created (default: the system
 // temp dir); it is removed at the end unless --keep.
 
+#include "bench_util.hpp"
+
 #include "evident/actors/journal_writer.hpp"
 #include "evident/persistence/lmdb_journal.hpp"
 
@@ -58,7 +60,13 @@ using evident::expected_version;
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using evident::bench::clock_type;
+using evident::bench::open_journal;
+using evident::bench::percentile;
+using evident::bench::probe_journal;
+using evident::bench::proc_write_bytes;
+using evident::bench::seconds_since;
+using evident::bench::thread_cpu;
 
 // -- command line -------------------------------------------------------------------
 
@@ -159,120 +167,6 @@ config parse(int argc, char** argv) {
     usage("--events, --producers, --streams and --max-batch must be positive");
   return cfg;
 }
-
-// -- measurement helpers ------------------------------------------------------------
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-uint64_t proc_write_bytes() {
-  std::ifstream in("/proc/self/io");
-  std::string key;
-  uint64_t value = 0;
-  while (in >> key >> value)
-    if (key == "write_bytes:")
-      return value;
-  return 0;
-}
-
-// CPU seconds (user + system) per thread of this process, by thread id.
-std::map<long, double> thread_cpu() {
-  std::map<long, double> result;
-  auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  for (auto& entry : fs::directory_iterator("/proc/self/task")) {
-    std::ifstream in(entry.path() / "stat");
-    std::string line;
-    std::getline(in, line);
-    auto close = line.rfind(')');
-    if (close == std::string::npos)
-      continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string field;
-    std::vector<std::string> fields;
-    while (rest >> field)
-      fields.push_back(field);
-    // After "pid (comm) ": state is field 3 of the man page = index 0 here; utime and
-    // stime are fields 14 and 15 = indexes 11 and 12.
-    if (fields.size() > 12)
-      result[std::stol(entry.path().filename().string())]
-        = (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
-  }
-  return result;
-}
-
-double thread_cpu_now() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-uint64_t percentile(const std::vector<uint64_t>& sorted, double p) {
-  if (sorted.empty())
-    return 0;
-  auto idx = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(idx, sorted.size() - 1)];
-}
-
-// -- a pass-through journal that tells where the writer thread spends its time -------
-
-class probe_journal final : public evident::journal {
-public:
-  explicit probe_journal(std::shared_ptr<evident::journal> inner) : inner_(std::move(inner)) {
-    // nop
-  }
-
-  std::atomic<long> writer_tid{0};
-  std::atomic<double> batch_cpu_s{0};
-
-  evident::expected<append_result> append(const append_request& req) override {
-    return inner_->append(req);
-  }
-  std::vector<evident::expected<append_result>>
-  append_batch(std::span<const append_request> reqs) override {
-    if (writer_tid.load(std::memory_order_relaxed) == 0)
-      writer_tid = static_cast<long>(syscall(SYS_gettid));
-    auto c0 = thread_cpu_now();
-    auto result = inner_->append_batch(reqs);
-    batch_cpu_s = batch_cpu_s.load(std::memory_order_relaxed) + (thread_cpu_now() - c0);
-    return result;
-  }
-  evident::status read_stream(const std::string& s, const evident::read_options& o,
-                              const evident::event_visitor& f) override {
-    return inner_->read_stream(s, o, f);
-  }
-  evident::status read_all(uint64_t from, uint64_t n, const evident::event_visitor& f) override {
-    return inner_->read_all(from, n, f);
-  }
-  evident::expected<evident::stream_head> head(const std::string& s) override {
-    return inner_->head(s);
-  }
-  evident::expected<std::vector<evident::stream_head>> streams() override {
-    return inner_->streams();
-  }
-  evident::expected<uint64_t> last_position() override {
-    return inner_->last_position();
-  }
-  evident::expected<std::optional<append_result>>
-  find_command(const std::string& s, const std::string& command_id) override {
-    return inner_->find_command(s, command_id);
-  }
-  evident::status delete_to(const std::string& s, uint64_t n) override {
-    return inner_->delete_to(s, n);
-  }
-  evident::status truncate_before(const std::string& s, uint64_t n) override {
-    return inner_->truncate_before(s, n);
-  }
-  evident::status soft_delete(const std::string& s) override {
-    return inner_->soft_delete(s);
-  }
-  evident::status tombstone(const std::string& s) override {
-    return inner_->tombstone(s);
-  }
-
-private:
-  std::shared_ptr<evident::journal> inner_;
-};
 
 // -- payload ------------------------------------------------------------------------
 
@@ -418,20 +312,6 @@ struct group_commit_figures {
   double other_cpu_s = 0;
   double process_cpu_s = 0;
 };
-
-std::shared_ptr<evident::lmdb_journal> open_journal(const std::string& path,
-                                                   evident::durability sync) {
-  evident::journal_options opts;
-  opts.path = path;
-  opts.sync = sync;
-  auto j = evident::lmdb_journal::open(opts);
-  if (!j) {
-    std::cerr << "cannot open journal in " << path << ": " << evident::to_string(j.err())
-              << "\n";
-    std::exit(1);
-  }
-  return std::move(*j);
-}
 
 std::vector<plan> make_plans(const config& cfg, bool with_hot) {
   std::vector<plan> plans(cfg.producers);
