@@ -33,14 +33,24 @@
 //               timeouts left CAF's actor clock (append_timeout + 1.5 s).
 //
 // Clients are event-based CAF actors. --client-mode send (default): a plain `send` to
-// the router; the aggregate's reply (or error) comes back as an ordinary message, and a
-// 1 s tick per client resends a command whose reply is overdue (--request-timeout).
+// the router; the aggregate's reply comes back as an ordinary message, an error reply
+// at the client's error handler (CAF 0.17.6 routes a message holding only an error
+// there; its default handler would terminate the client), and a 1 s tick per client
+// resends a command whose reply is overdue (--request-timeout, default 30 s).
 // --client-mode request: `request(router, timeout, ...).then(...)`; in CAF 0.17.6 each
 // request leaves a timeout entry in the actor clock until it expires (see
 // journal_writer.hpp), so send is the cheaper client. Errors (overloaded, receiver
-// down, timeouts, ...) are counted and the command is retried (1 ms later for
-// overloaded); a client that meets 1,000 errors in a row gives up and fails the phase.
-// Replies carry a per-client token, so a late reply to a resent command is recognized.
+// down, timeouts, ...) are counted and the command is retried (after 1 ms for
+// overloaded, 5 ms for others, doubling with each error in a row up to 64x; at once
+// after a bounce or a timeout); a client that meets 1,000 errors in a row gives up and
+// fails the phase. Replies carry a per-client token, so a late reply to a resent
+// command is recognized and ignored. --idle-timeout-ms (default 30 min; 0 = none) and
+// --policy exist for experiments.
+//
+// Each phase has a time limit (--phase-timeout, default 300 s): clients that have not
+// finished by then fail the run (exit 1, with the replies and errors counted so far);
+// a watchdog ends the program (exit 3) if a phase's setup or shutdown hangs. The run
+// directory is removed in every case unless --keep.
 //
 // Usage: aggregate_bench [--dir PARENT] [--commands N] [--aggregates N] [--clients N]
 //                        [--hot-commands N] [--recovery-events N] [--recovery-reps N]
@@ -92,6 +102,7 @@
 #include <variant>
 #include <vector>
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -193,6 +204,15 @@ struct client_report {
   std::string first_error;
   bool gave_up = false;
 };
+
+/// Updated by every client as it goes (relaxed atomics), so that a phase that runs out
+/// of time can say how far it got.
+struct live_counters {
+  std::atomic<uint64_t> replies{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+using live_ptr = std::shared_ptr<live_counters>;
 
 } // namespace
 
@@ -416,6 +436,41 @@ private:
   bool quit_ = false;
   std::thread thread_;
 };
+
+// -- the machine ------------------------------------------------------------------------
+
+/// /proc/loadavg's 1, 5 and 15 minute load averages (another busy process on these two
+/// cores, or on the disk, shows here and skews every figure).
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+/// Median microseconds of a 4 KiB pwrite + fdatasync in `dir` (20 rounds): the floor
+/// of one durable commit (LMDB syncs twice per commit). 0 when the probe fails.
+double fdatasync_us(const fs::path& dir) {
+  auto path = (dir / "fsync-probe").string();
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  if (fd < 0)
+    return 0;
+  std::vector<char> buf(4096, 'x');
+  std::vector<double> us;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = clock_type::now();
+    if (::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(i) * 4096) < 0
+        || ::fdatasync(fd) != 0)
+      break;
+    us.push_back(seconds_since(t0) * 1e6);
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (us.empty())
+    return 0;
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
 
 // -- memory -----------------------------------------------------------------------------
 
@@ -645,13 +700,19 @@ err_kind classify(const caf::error& e) {
   return err_kind::other;
 }
 
-// Counts `e` in `r`; returns the delay before the retry.
-std::chrono::milliseconds count_error(client_report& r, const caf::error& e) {
+// Counts `e` in `r`; returns the delay before the retry: none for a bounce or a
+// timeout, else 1 ms (overloaded) or 5 ms, doubled with each further error in a row
+// (`consecutive` counts this one) up to 64 times.
+std::chrono::milliseconds count_error(client_report& r, const caf::error& e,
+                                      uint32_t consecutive) {
   ++r.retries;
+  auto backoff = [consecutive](std::chrono::milliseconds base) {
+    return base * (1 << std::min<uint32_t>(consecutive > 0 ? consecutive - 1 : 0, 6));
+  };
   switch (classify(e)) {
     case err_kind::overloaded:
       ++r.overloaded;
-      return 1ms;
+      return backoff(1ms);
     case err_kind::receiver_down:
       ++r.receiver_down;
       return 0ms;
@@ -667,7 +728,7 @@ std::chrono::milliseconds count_error(client_report& r, const caf::error& e) {
   }
   if (r.first_error.empty())
     r.first_error = caf::to_string(e);
-  return 5ms;
+  return backoff(5ms);
 }
 
 // -- clients: commands through the router ------------------------------------------------
@@ -692,6 +753,7 @@ struct client_state {
   clock_type::time_point first_sent; // first attempt of the command in flight
   clock_type::time_point last_sent;  // latest attempt
   client_report rep;
+  live_ptr live;
 };
 
 using client_actor = caf::stateful_actor<client_state>;
@@ -754,6 +816,7 @@ void client_on_reply(client_actor* self, const evident::reply_box& r) {
   st.rep.latency_ns.push_back(static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::nanoseconds>(now - st.first_sent).count()));
   ++st.rep.replies;
+  st.live->replies.fetch_add(1, std::memory_order_relaxed);
   ++st.done;
   ++st.token;
   st.waiting = false;
@@ -765,8 +828,9 @@ void client_on_error(client_actor* self, uint64_t token, const caf::error& e) {
   auto& st = self->state;
   if (st.finished || !st.waiting || token != st.token)
     return;
-  auto delay = count_error(st.rep, e);
-  if (++st.consecutive_errors >= max_consecutive_errors) {
+  st.live->errors.fetch_add(1, std::memory_order_relaxed);
+  auto delay = count_error(st.rep, e, ++st.consecutive_errors);
+  if (st.consecutive_errors >= max_consecutive_errors) {
     st.rep.gave_up = true;
     client_finish(self);
     return;
@@ -779,8 +843,10 @@ void client_on_error(client_actor* self, uint64_t token, const caf::error& e) {
 }
 
 caf::behavior client(client_actor* self, client_plan p, std::string type, caf::actor router,
-                     caf::actor report, bool use_request, std::chrono::seconds timeout) {
+                     caf::actor report, live_ptr live, bool use_request,
+                     std::chrono::seconds timeout) {
   auto& st = self->state;
+  st.live = std::move(live);
   st.p = std::move(p);
   st.type = std::move(type);
   st.router = std::move(router);
@@ -788,15 +854,19 @@ caf::behavior client(client_actor* self, client_plan p, std::string type, caf::a
   st.use_request = use_request;
   st.timeout = timeout;
   st.rep.latency_ns.reserve(st.p.commands);
+  // send mode: an error answering a plain send arrives at the error handler (CAF 0.17.6
+  // routes a message holding only an error there; the default handler terminates the
+  // actor), never at a behavior's caf::error handler.
+  self->set_error_handler(
+    [self](caf::error& e) { client_on_error(self, self->state.token, e); });
   return {
     [self](go_atom) {
       if (!self->state.use_request)
         self->delayed_send(self, 1s, tick_atom::value);
       client_next(self);
     },
-    // send mode: the reply or error arrives as an ordinary message
+    // send mode: the reply arrives as an ordinary message
     [self](evident::reply_box& r) { client_on_reply(self, r); },
-    [self](caf::error& e) { client_on_error(self, self->state.token, e); },
     [self](retry_atom, uint64_t token) {
       auto& s = self->state;
       if (!s.finished && !s.waiting && token == s.token)
@@ -808,6 +878,7 @@ caf::behavior client(client_actor* self, client_plan p, std::string type, caf::a
       if (s.finished)
         return;
       if (s.waiting && clock_type::now() - s.last_sent > s.timeout) {
+        s.live->errors.fetch_add(1, std::memory_order_relaxed);
         ++s.rep.timeouts;
         ++s.rep.retries;
         if (++s.consecutive_errors >= max_consecutive_errors) {
@@ -844,6 +915,7 @@ struct producer_state {
   clock_type::time_point first_sent;
   clock_type::time_point last_sent;
   client_report rep;
+  live_ptr live;
 };
 
 using producer_actor = caf::stateful_actor<producer_state>;
@@ -908,6 +980,7 @@ void producer_on_result(producer_actor* self, const evident::append_result& r) {
   st.rep.latency_ns.push_back(static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::nanoseconds>(now - st.first_sent).count()));
   ++st.rep.replies;
+  st.live->replies.fetch_add(1, std::memory_order_relaxed);
   st.versions[st.slot] = r.last_version;
   st.states[st.slot] = std::move(st.pending);
   ++st.done;
@@ -920,8 +993,9 @@ void producer_on_error(producer_actor* self, uint64_t done, const caf::error& e)
   auto& st = self->state;
   if (st.finished || !st.waiting || done != st.done)
     return;
-  auto delay = count_error(st.rep, e);
-  if (++st.consecutive_errors >= max_consecutive_errors) {
+  st.live->errors.fetch_add(1, std::memory_order_relaxed);
+  auto delay = count_error(st.rep, e, ++st.consecutive_errors);
+  if (st.consecutive_errors >= max_consecutive_errors) {
     st.rep.gave_up = true;
     producer_finish(self);
     return;
@@ -935,8 +1009,10 @@ void producer_on_error(producer_actor* self, uint64_t done, const caf::error& e)
 
 caf::behavior producer(producer_actor* self, std::shared_ptr<const evident::aggregate_model> model,
                        std::vector<std::string> streams, uint64_t appends, caf::actor writer,
-                       caf::actor report, bool use_request, std::chrono::seconds timeout) {
+                       caf::actor report, live_ptr live, bool use_request,
+                       std::chrono::seconds timeout) {
   auto& st = self->state;
+  st.live = std::move(live);
   st.versions.assign(streams.size(), 0);
   for (size_t i = 0; i < streams.size(); ++i)
     st.states.push_back(model->initial_state());
@@ -948,6 +1024,9 @@ caf::behavior producer(producer_actor* self, std::shared_ptr<const evident::aggr
   st.use_request = use_request;
   st.timeout = timeout;
   st.rep.latency_ns.reserve(appends);
+  // send mode: errors arrive at the error handler (see client()).
+  self->set_error_handler(
+    [self](caf::error& e) { producer_on_error(self, self->state.done, e); });
   return {
     [self](go_atom) {
       if (!self->state.use_request)
@@ -955,7 +1034,6 @@ caf::behavior producer(producer_actor* self, std::shared_ptr<const evident::aggr
       producer_next(self);
     },
     [self](evident::append_result& r) { producer_on_result(self, r); },
-    [self](caf::error& e) { producer_on_error(self, self->state.done, e); },
     [self](retry_atom, uint64_t done) {
       auto& s = self->state;
       if (!s.finished && !s.waiting && done == s.done)
@@ -1008,7 +1086,7 @@ struct run_figures {
   }
 };
 
-/// Sends `go` to every actor `spawn(report)` returns (one per worker), waits for their
+/// Sends `go` to every actor `spawn(i, report, live)` returns (one per worker), waits for their
 /// reports (at most `limit`), and sums them up. Fails the run on a timeout or when a
 /// client gave up.
 template <class Spawn>
@@ -1017,10 +1095,11 @@ run_figures run_workers(node& n, size_t count, Spawn spawn, std::chrono::seconds
   run_figures fig;
   caf::scoped_actor self{n.sys()};
   auto report = caf::actor_cast<caf::actor>(self);
+  auto live = std::make_shared<live_counters>();
   std::vector<caf::actor> workers;
   workers.reserve(count);
   for (size_t i = 0; i < count; ++i)
-    workers.push_back(spawn(i, report));
+    workers.push_back(spawn(i, report, live));
   cpu_probe cpu;
   cpu.start();
   auto batch0 = n.probe().batch_cpu_s.load();
@@ -1064,7 +1143,8 @@ run_figures run_workers(node& n, size_t count, Spawn spawn, std::chrono::seconds
   if (received < count)
     fail(std::string{what} + ": " + std::to_string(count - received) + " of "
          + std::to_string(count) + " clients did not finish within " + std::to_string(limit.count())
-         + " s (" + std::to_string(fig.replies) + " replies so far; first error: "
+         + " s (" + std::to_string(live->replies.load()) + " replies and "
+         + std::to_string(live->errors.load()) + " errors so far; first error reported: "
          + (first_error.empty() ? "none" : first_error) + ")");
   if (fig.gave_up > 0)
     fail(std::string{what} + ": " + std::to_string(fig.gave_up) + " clients gave up after "
@@ -1190,9 +1270,9 @@ void phase_journal(const config& cfg, const fs::path& root, watchdog& wd, result
     });
     auto fig = run_workers(
       n, plans.size(),
-      [&](size_t i, const caf::actor& report) {
+      [&](size_t i, const caf::actor& report, const live_ptr& live) {
         return n.sys().spawn(producer, model, plans[i].ids, plans[i].commands, n.writer(), report,
-                             cfg.use_request, std::chrono::seconds(cfg.request_timeout_s));
+                             live, cfg.use_request, std::chrono::seconds(cfg.request_timeout_s));
       },
       phase_limit(cfg), "journal phase");
     auto wm = n.writer_metrics();
@@ -1233,8 +1313,8 @@ void phase_aggregates(const config& cfg, const fs::path& root, watchdog& wd, res
     auto type = std::string{benchspec::counter_aggregate::name};
     auto fig = run_workers(
       n, plans.size(),
-      [&](size_t i, const caf::actor& report) {
-        return n.sys().spawn(client, plans[i], type, router, report, cfg.use_request,
+      [&](size_t i, const caf::actor& report, const live_ptr& live) {
+        return n.sys().spawn(client, plans[i], type, router, report, live, cfg.use_request,
                              std::chrono::seconds(cfg.request_timeout_s));
       },
       phase_limit(cfg), "aggregates phase");
@@ -1289,8 +1369,8 @@ void phase_hot(const config& cfg, const fs::path& root, watchdog& wd, results& r
     auto type = std::string{benchspec::counter_aggregate::name};
     auto fig = run_workers(
       n, plans.size(),
-      [&](size_t i, const caf::actor& report) {
-        return n.sys().spawn(client, plans[i], type, router, report, cfg.use_request,
+      [&](size_t i, const caf::actor& report, const live_ptr& live) {
+        return n.sys().spawn(client, plans[i], type, router, report, live, cfg.use_request,
                              std::chrono::seconds(cfg.request_timeout_s));
       },
       phase_limit(cfg), "hot phase");
@@ -1533,8 +1613,8 @@ void phase_idle(const config& cfg, const fs::path& root, watchdog& wd, results& 
     auto type = std::string{benchspec::counter_aggregate::name};
     auto fig = run_workers(
       n, plans.size(),
-      [&](size_t i, const caf::actor& report) {
-        return n.sys().spawn(client, plans[i], type, router, report, cfg.use_request,
+      [&](size_t i, const caf::actor& report, const live_ptr& live) {
+        return n.sys().spawn(client, plans[i], type, router, report, live, cfg.use_request,
                              std::chrono::seconds(cfg.request_timeout_s));
       },
       phase_limit(cfg), "idle phase");
@@ -1624,7 +1704,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(cfg.recovery_reps),
               static_cast<unsigned long long>(cfg.idle_aggregates),
               std::string{evident::to_string(cfg.sync)}.c_str(), cfg.policy.c_str());
-  std::printf("run dir: %s\n", g_root.string().c_str());
+  std::printf("run dir: %s; load average %s; disk: 4 KiB write + fdatasync %.0f us (median "
+              "of 20)\n",
+              g_root.string().c_str(), load_average().c_str(), fdatasync_us(g_root));
   std::fflush(stdout);
   auto t_start = clock_type::now();
   results res;
@@ -1646,6 +1728,7 @@ int main(int argc, char** argv) {
       phase_idle(cfg, g_root, wd, res);
     std::fflush(stdout);
   }
+  auto end_fsync_us = fdatasync_us(g_root);
   remove_root();
 
   std::optional<double> ratio;
@@ -1661,7 +1744,9 @@ int main(int argc, char** argv) {
     {"bytes_per_idle_aggregate", res.bytes_per_idle_aggregate, "<=", 2'048, "B"},
     {"activations_per_s", res.activations_per_s, ">=", 50'000, "/s"},
   };
-  std::printf("summary (%.1f s in all):\n", seconds_since(t_start));
+  std::printf("summary (%.1f s in all; load average now %s; disk: 4 KiB write + fdatasync "
+              "%.0f us):\n",
+              seconds_since(t_start), load_average().c_str(), end_fsync_us);
   if (res.journal_events_per_s)
     std::printf("  %-40s %12.0f %s   (reference for the ratio)\n", "journal_events_per_s",
                 *res.journal_events_per_s, "/s");

@@ -287,10 +287,13 @@ caf::behavior producer(producer_actor* self, plan p, caf::actor writer, caf::act
   st.p = std::move(p);
   st.writer = std::move(writer);
   st.report = std::move(report);
+  // --plain-send: an error answering a plain send arrives at the error handler (CAF
+  // 0.17.6 routes a message holding only an error there; the default handler would
+  // terminate the producer), not at a behavior handler.
+  self->set_error_handler([self](caf::error& e) { on_error(self, e); });
   return {
     [self](go_atom) { append_next(self); },
     [self](append_result& r) { on_result(self, self->state.slot, self->state.t0, r); },
-    [self](caf::error& e) { on_error(self, e); },
   };
 }
 
