@@ -15,8 +15,10 @@
 //
 // Request or send? `request(writer, timeout, ...)` is the simple way (finite timeout,
 // the writer can die). A caller that keeps one append in flight may instead `send` the
-// append and `monitor` the writer: the answer then arrives as an ordinary message
-// (append_result or caf::error) and the writer's death as a down_msg. That saves CAF
+// append and `monitor` the writer: an append_result then arrives as an ordinary message
+// and the writer's death as a down_msg. An error, though, goes to the sender's error
+// handler (`set_error_handler`), never to a behavior's caf::error handler, and the
+// default error handler terminates the actor (CAF 0.17.6): install one. That saves CAF
 // 0.17.6's per-request timeout, which stays in the actor clock until it expires even
 // after the response arrived (measured by bench/journal_bench: ~180 bytes and several
 // microseconds of CPU per request at 10^5 requests/s).
