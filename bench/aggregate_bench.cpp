@@ -272,28 +272,11 @@ struct config {
 
 config parse(int argc, char** argv) {
   config cfg;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string name = arg.substr(0, arg.find('='));
-    auto value = [&]() -> std::string {
-      if (auto eq = arg.find('='); eq != std::string::npos)
-        return arg.substr(eq + 1);
-      if (i + 1 >= argc)
-        usage("missing value for " + arg);
-      return argv[++i];
-    };
-    auto number = [&]() -> uint64_t {
-      auto v = value();
-      try {
-        size_t used = 0;
-        auto n = std::stoull(v, &used);
-        if (used != v.size())
-          throw std::invalid_argument(v);
-        return n;
-      } catch (...) {
-        usage("not a number: " + v);
-      }
-    };
+  evident::bench::arg_cursor args{argc, argv, [](const std::string& msg) { usage(msg); }};
+  auto value = [&] { return args.value(); };
+  auto number = [&] { return args.number(); };
+  while (args.next()) {
+    auto& name = args.name();
     if (name == "--dir")
       cfg.dir = value();
     else if (name == "--commands")
@@ -331,15 +314,7 @@ config parse(int argc, char** argv) {
         cfg.phases.insert(p);
       }
     } else if (name == "--sync") {
-      auto v = value();
-      if (v == "fsync_each_commit")
-        cfg.sync = evident::durability::fsync_each_commit;
-      else if (v == "no_meta_sync")
-        cfg.sync = evident::durability::no_meta_sync;
-      else if (v == "no_sync")
-        cfg.sync = evident::durability::no_sync;
-      else
-        usage("unknown durability " + v);
+      cfg.sync = args.durability();
     } else if (name == "--policy") {
       cfg.policy = value();
       if (cfg.policy != "stealing" && cfg.policy != "sharing")
@@ -349,7 +324,7 @@ config parse(int argc, char** argv) {
     else if (name == "--help" || name == "-h")
       usage("help");
     else
-      usage("unknown option " + arg);
+      usage("unknown option " + args.arg());
   }
   if (cfg.commands == 0 || cfg.aggregates == 0 || cfg.clients == 0 || cfg.hot_commands == 0
       || cfg.recovery_events == 0 || cfg.recovery_reps == 0 || cfg.idle_aggregates == 0

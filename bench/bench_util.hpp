@@ -30,6 +30,79 @@ namespace evident::bench {
 
 using clock_type = std::chrono::steady_clock;
 
+/// Walks a benchmark's command line: `--name=value` or `--name value`. `fail` prints a
+/// usage error and exits (it must not return).
+class arg_cursor {
+public:
+  using fail_fn = void (*)(const std::string&);
+
+  arg_cursor(int argc, char** argv, fail_fn on_fail)
+    : argc_(argc), argv_(argv), fail_(on_fail) {
+    // nop
+  }
+
+  /// Moves to the next argument; false at the end.
+  bool next() {
+    if (++i_ >= argc_)
+      return false;
+    arg_ = argv_[i_];
+    name_ = arg_.substr(0, arg_.find('='));
+    return true;
+  }
+  const std::string& arg() const noexcept {
+    return arg_;
+  }
+  const std::string& name() const noexcept {
+    return name_;
+  }
+
+  std::string value() {
+    if (auto eq = arg_.find('='); eq != std::string::npos)
+      return arg_.substr(eq + 1);
+    if (i_ + 1 >= argc_)
+      fail("missing value for " + arg_);
+    return argv_[++i_];
+  }
+
+  uint64_t number() {
+    auto v = value();
+    try {
+      size_t used = 0;
+      auto n = std::stoull(v, &used);
+      if (used == v.size())
+        return n;
+    } catch (...) {
+      // reported below
+    }
+    fail("not a number: " + v);
+  }
+
+  /// --sync's values.
+  evident::durability durability() {
+    auto v = value();
+    if (v == "fsync_each_commit")
+      return evident::durability::fsync_each_commit;
+    if (v == "no_meta_sync")
+      return evident::durability::no_meta_sync;
+    if (v == "no_sync")
+      return evident::durability::no_sync;
+    fail("unknown durability " + v);
+  }
+
+  [[noreturn]] void fail(const std::string& msg) {
+    fail_(msg);
+    std::abort(); // fail_ exits; this only tells the compiler
+  }
+
+private:
+  int argc_;
+  char** argv_;
+  fail_fn fail_;
+  int i_ = 0;
+  std::string arg_;
+  std::string name_;
+};
+
 inline double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }

@@ -97,31 +97,11 @@ struct config {
 
 config parse(int argc, char** argv) {
   config cfg;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (auto eq = arg.find('='); eq != std::string::npos) {
-        auto v = arg.substr(eq + 1);
-        arg = arg.substr(0, eq);
-        return v;
-      }
-      if (i + 1 >= argc)
-        usage(("missing value for " + arg).c_str());
-      return argv[++i];
-    };
-    auto number = [&]() -> uint64_t {
-      auto v = value();
-      try {
-        size_t used = 0;
-        auto n = std::stoull(v, &used);
-        if (used != v.size())
-          throw std::invalid_argument(v);
-        return n;
-      } catch (...) {
-        usage(("not a number: " + v).c_str());
-      }
-    };
-    auto name = arg.substr(0, arg.find('='));
+  evident::bench::arg_cursor args{argc, argv, [](const std::string& msg) { usage(msg.c_str()); }};
+  auto value = [&] { return args.value(); };
+  auto number = [&] { return args.number(); };
+  while (args.next()) {
+    auto& name = args.name();
     if (name == "--dir")
       cfg.dir = value();
     else if (name == "--events")
@@ -139,15 +119,7 @@ config parse(int argc, char** argv) {
     else if (name == "--max-batch")
       cfg.max_batch = number();
     else if (name == "--sync") {
-      auto v = value();
-      if (v == "fsync_each_commit")
-        cfg.sync = evident::durability::fsync_each_commit;
-      else if (v == "no_meta_sync")
-        cfg.sync = evident::durability::no_meta_sync;
-      else if (v == "no_sync")
-        cfg.sync = evident::durability::no_sync;
-      else
-        usage(("unknown durability " + v).c_str());
+      cfg.sync = args.durability();
     } else if (name == "--policy") {
       cfg.policy = value();
       if (cfg.policy != "stealing" && cfg.policy != "sharing")
@@ -161,7 +133,7 @@ config parse(int argc, char** argv) {
     else if (name == "--help" || name == "-h")
       usage("help");
     else
-      usage(("unknown option " + arg).c_str());
+      usage(("unknown option " + args.arg()).c_str());
   }
   if (cfg.events == 0 || cfg.producers == 0 || cfg.streams == 0 || cfg.max_batch == 0)
     usage("--events, --producers, --streams and --max-batch must be positive");
