@@ -26,4 +26,8 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 /// (snapshot_atom, snapshot, keep_last) to the snapshot writer; see snapshot_writer.hpp.
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 
+/// (deliver_atom, event_batch) -> uint64_t: a subscription to its subscriber; see
+/// event_batch.hpp.
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+
 } // namespace evident
