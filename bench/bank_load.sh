@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# HTTP load on evident-bank (issue 6): deposits spread over 1,000 accounts, the daemon on
+# durable storage (fsync per group commit, the default), driven by Debian's wrk.
+#
+#   bench/bank_load.sh [--duration 15s] [--connections 64] [--threads 2] [--accounts 1000]
+#
+# Builds nothing: uses $EVIDENT_BANK or build/samples/evident-bank. Starts the daemon on
+# a temporary data directory and a free loopback port, opens the accounts, measures a
+# short GET /healthz baseline (the HTTP layer alone) and then the deposit load, stops the
+# daemon (SIGTERM) and removes the directory. Targets: >= 20,000 deposits/s, p99 <= 25 ms,
+# no non-2xx answers. The last line is one JSON object.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bank=${EVIDENT_BANK:-$root/build/samples/evident-bank}
+duration=15s connections=64 threads=2 accounts=1000 http_threads=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --accounts) accounts=$2; shift 2 ;;
+    --http-threads) http_threads=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -x "$bank" ] || { echo "no evident-bank at $bank (build first, or set EVIDENT_BANK)" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is not installed (scripts/deps.sh)" >&2; exit 2; }
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bank" --listen 127.0.0.1:0 --data "$work/data" --http-threads "$http_threads" \
+  >"$work/bank.log" 2>&1 &
+pid=$!
+url=""
+for _ in $(seq 100); do
+  url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/bank.log" || true)
+  [ -n "$url" ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/bank.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "evident-bank did not start" >&2; cat "$work/bank.log" >&2; exit 1; }
+echo "evident-bank at $url (pid $pid, data $work/data, durability fsync)"
+
+# Open the accounts over one keep-alive connection.
+python3 - "$url" "$accounts" <<'PY'
+import http.client, json, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+for i in range(int(sys.argv[2])):
+    c.request("POST", "/accounts", json.dumps({"id": f"acc-{i}", "owner": f"owner {i}"}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    if r.status not in (201, 409):
+        sys.exit(f"opening acc-{i}: HTTP {r.status}")
+PY
+echo "opened $accounts accounts"
+
+# wrk prints "Requests/sec:", "99%" (with --latency) and "Non-2xx or 3xx responses".
+run_wrk() { wrk -t"$threads" -c"$connections" -d"$1" --latency "${@:2}" "$url${path:-}"; }
+field_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+field_p99_ms() {
+  awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        print v }' "$1"
+}
+field_non2xx() {
+  local n e
+  n=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$1"); n=${n:-0}
+  e=$(awk '/Socket errors:/ { s = 0; for (i = 3; i <= NF; i += 2) s += $(i + 1); print s }' "$1" | tr -d ','); e=${e:-0}
+  echo $((n + e))
+}
+
+echo "--- baseline: GET /healthz, 5s (the HTTP layer without the runtime)"
+path=/healthz run_wrk 5s | tee "$work/base.txt"
+echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration"
+path="" ACCOUNTS=$accounts run_wrk "$duration" -s "$root/bench/bank_load/deposits.lua" | tee "$work/load.txt"
+
+base_rps=$(field_rps "$work/base.txt")
+rps=$(field_rps "$work/load.txt")
+p99=$(field_p99_ms "$work/load.txt")
+non2xx=$(field_non2xx "$work/load.txt")
+
+# The daemon's own count of what it answered, as a cross-check of wrk's figures.
+python3 - "$url" <<'PY' || true
+import http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+c.request("GET", "/metrics"); text = c.getresponse().read().decode()
+for line in text.splitlines():
+    if line.startswith(("evident_bank_http_responses_total", "evident_journal_commits_total",
+                        "evident_journal_appends_total")):
+        print("daemon:", line)
+PY
+
+kill -TERM "$pid"
+for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+tail -1 "$work/bank.log"
+pid=""
+
+verdict() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
+ok_rps=$(awk -v x="$rps" 'BEGIN { print (x >= 20000) ? 1 : 0 }')
+ok_p99=$(awk -v x="$p99" 'BEGIN { print (x <= 25) ? 1 : 0 }')
+ok_non=$([ "$non2xx" -eq 0 ] && echo 1 || echo 0)
+ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+echo "deposits/s      $rps (target >= 20000) $(verdict "$ok_rps")"
+echo "p99             ${p99} ms (target <= 25) $(verdict "$ok_p99")"
+echo "non-2xx         $non2xx (target 0) $(verdict "$ok_non")"
+echo "vs /healthz     $ratio of $base_rps req/s (same run)"
+printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s}\n' \
+  "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"

@@ -1,0 +1,39 @@
+// Operational routes: GET /healthz and GET /metrics (Prometheus text format).
+
+#include "http.hpp"
+
+#include "evident/runtime/metrics.hpp"
+
+namespace bank {
+
+namespace {
+
+void healthz(bank_context& ctx, httplib::Response& res) {
+  if (!ctx.rt.running()) {
+    send_error(res, 503, "unavailable", "the daemon is stopping");
+    return;
+  }
+  send_json(res, 200, nlohmann::json{{"status", "ok"}});
+}
+
+void metrics(bank_context& ctx, httplib::Response& res) {
+  // The runtime's metrics ask the writer and the router (each bounded by
+  // requests.ask_timeout); the HTTP counters are this process's own.
+  auto text = evident::to_prometheus(ctx.rt.metrics());
+  text += "# HELP evident_bank_http_responses_total HTTP responses sent, by status class.\n"
+          "# TYPE evident_bank_http_responses_total counter\n";
+  for (size_t i = 1; i < ctx.responses.size(); ++i)
+    text += "evident_bank_http_responses_total{class=\"" + std::to_string(i) + "xx\"} "
+            + std::to_string(ctx.responses[i].load(std::memory_order_relaxed)) + "\n";
+  res.status = 200;
+  res.set_content(text, "text/plain; version=0.0.4");
+}
+
+} // namespace
+
+void add_system_routes(route_table& routes, bank_context& ctx) {
+  routes.add("GET", "/healthz", [&ctx](const auto&, const auto&, auto& res) { healthz(ctx, res); });
+  routes.add("GET", "/metrics", [&ctx](const auto&, const auto&, auto& res) { metrics(ctx, res); });
+}
+
+} // namespace bank

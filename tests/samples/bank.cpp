@@ -1,0 +1,399 @@
+// evident-bank end to end: the daemon as a child process on a loopback port with a
+// temporary data directory, driven over HTTP with cpp-httplib's client.
+
+#include "samples/bank_daemon.hpp"
+#include "support/temp_dir.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using evident::test::bank_daemon;
+using evident::test::body_of;
+using evident::test::temp_dir;
+using nlohmann::json;
+
+namespace {
+
+const char* json_type = "application/json";
+
+// Most tests do not need fsync; the kill test runs with the default (fsync).
+const std::vector<std::string> fast{"--durability", "no_sync"};
+
+struct daemon_fixture {
+  temp_dir dir;
+  bank_daemon bank{dir.sub("data"), fast};
+  httplib::Client http = bank.client();
+
+  httplib::Result post(const std::string& path, const std::string& body,
+                       const httplib::Headers& headers = {}) {
+    return http.Post(path.c_str(), headers, body, json_type);
+  }
+  httplib::Result post(const std::string& path, const json& body,
+                       const httplib::Headers& headers = {}) {
+    return post(path, body.dump(), headers);
+  }
+  json get_json(const std::string& path) {
+    return body_of(http.Get(path.c_str()));
+  }
+  void open(const std::string& id) {
+    auto r = post("/accounts", json{{"id", id}, {"owner", "ada"}});
+    BOOST_REQUIRE(r);
+    BOOST_REQUIRE_EQUAL(r->status, 201);
+  }
+};
+
+int status(const httplib::Result& r) {
+  return r ? r->status : -1;
+}
+
+std::string error_of(const httplib::Result& r) {
+  auto b = body_of(r);
+  return b.is_object() && b.contains("error") ? b["error"].get<std::string>() : "";
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(bank_daemon_routes, daemon_fixture)
+
+BOOST_AUTO_TEST_CASE(account_commands_follow_the_account_rules) {
+  auto created = post("/accounts", json{{"id", "a-1"}, {"owner", "ada"}});
+  BOOST_TEST(status(created) == 201);
+  BOOST_TEST(body_of(created) == (json{{"id", "a-1"}, {"version", 1}}));
+  auto again = post("/accounts", json{{"id", "a-1"}, {"owner", "bob"}});
+  BOOST_TEST(status(again) == 409);
+  BOOST_TEST(error_of(again) == "account_exists");
+
+  auto generated = post("/accounts", json{{"owner", "carol"}});
+  BOOST_TEST(status(generated) == 201);
+  auto gen_id = body_of(generated)["id"].get<std::string>();
+  BOOST_TEST(gen_id.size() == 36u); // a UUID
+  BOOST_TEST(get_json("/accounts/" + gen_id)["owner"] == "carol");
+
+  auto dep = post("/accounts/a-1/deposits", json{{"amount", 100}});
+  BOOST_TEST(status(dep) == 200);
+  BOOST_TEST(body_of(dep) == (json{{"version", 2}, {"balance", 100}}));
+
+  auto poor = post("/accounts/a-1/withdrawals", json{{"amount", 101}});
+  BOOST_TEST(status(poor) == 409);
+  BOOST_TEST(body_of(poor)["error"] == "insufficient_funds");
+  BOOST_TEST(body_of(poor)["balance"] == 100);
+
+  auto wd = post("/accounts/a-1/withdrawals", json{{"amount", 40}});
+  BOOST_TEST(status(wd) == 200);
+  BOOST_TEST(body_of(wd) == (json{{"version", 3}, {"balance", 60}}));
+
+  auto not_zero = post("/accounts/a-1/close", json::object());
+  BOOST_TEST(status(not_zero) == 409);
+  BOOST_TEST(body_of(not_zero)["error"] == "balance_not_zero");
+  BOOST_TEST(body_of(not_zero)["balance"] == 60);
+
+  BOOST_TEST(status(post("/accounts/a-1/withdrawals", json{{"amount", 60}})) == 200);
+  // close takes an empty body too.
+  auto closed = post("/accounts/a-1/close", std::string{});
+  BOOST_TEST(status(closed) == 200);
+  BOOST_TEST(body_of(closed) == (json{{"version", 5}, {"balance", 0}}));
+
+  auto late = post("/accounts/a-1/deposits", json{{"amount", 1}});
+  BOOST_TEST(status(late) == 409);
+  BOOST_TEST(error_of(late) == "not_open");
+
+  auto acc = get_json("/accounts/a-1");
+  BOOST_TEST(acc["id"] == "a-1");
+  BOOST_TEST(acc["owner"] == "ada");
+  BOOST_TEST(acc["balance"] == 0);
+  BOOST_TEST(acc["version"] == 5);
+  BOOST_TEST(acc["open"] == false);
+}
+
+BOOST_AUTO_TEST_CASE(commands_to_an_unknown_account_get_404) {
+  BOOST_TEST(status(post("/accounts/nobody/deposits", json{{"amount", 1}})) == 404);
+  BOOST_TEST(status(post("/accounts/nobody/withdrawals", json{{"amount", 1}})) == 404);
+  BOOST_TEST(status(post("/accounts/nobody/close", json::object())) == 404);
+  auto r = http.Get("/accounts/nobody");
+  BOOST_TEST(status(r) == 404);
+  BOOST_TEST(error_of(r) == "account_not_found");
+  BOOST_TEST(status(http.Get("/accounts/nobody/events")) == 404);
+}
+
+BOOST_AUTO_TEST_CASE(past_states_by_version_and_by_time) {
+  open("t-1");
+  post("/accounts/t-1/deposits", json{{"amount", 10}});
+  post("/accounts/t-1/deposits", json{{"amount", 20}});
+  BOOST_TEST(get_json("/accounts/t-1?at_version=2")["balance"] == 10);
+  BOOST_TEST(get_json("/accounts/t-1?at_version=1")["balance"] == 0);
+  BOOST_TEST(get_json("/accounts/t-1?at_version=99")["balance"] == 30);
+
+  auto events = get_json("/accounts/t-1/events")["events"];
+  BOOST_REQUIRE_EQUAL(events.size(), 3u);
+  auto t2 = events[1]["time"].get<std::string>();
+  auto at = get_json("/accounts/t-1?at_time=" + t2);
+  BOOST_TEST(at["balance"] == 10);
+  BOOST_TEST(at["version"] == 2);
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_time=2000-01-01T00:00:00Z")) == 404);
+  BOOST_TEST(get_json("/accounts/t-1?at_time=2200-01-01T00:00:00%2B02:00")["balance"] == 30);
+
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_version=x")) == 400);
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_version=-1")) == 400);
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_time=yesterday")) == 400);
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_time=2024-02-31T00:00:00Z")) == 400);
+  BOOST_TEST(status(http.Get("/accounts/t-1?at_version=1&at_time=2024-01-01T00:00:00Z")) == 400);
+}
+
+BOOST_AUTO_TEST_CASE(events_route_lists_the_history_in_pages) {
+  open("e-1");
+  post("/accounts/e-1/deposits", json{{"amount", 5}, {"command_id", "dep-1"}});
+  post("/accounts/e-1/withdrawals", json{{"amount", 2}});
+  auto all = get_json("/accounts/e-1/events");
+  BOOST_REQUIRE_EQUAL(all["events"].size(), 3u);
+  BOOST_TEST(all["events"][0]["type"] == "bank.opened");
+  BOOST_TEST(all["events"][0]["data"]["owner"] == "ada");
+  BOOST_TEST(all["events"][1]["type"] == "bank.deposited");
+  BOOST_TEST(all["events"][1]["data"]["amount"] == 5);
+  BOOST_TEST(all["events"][1]["command_id"] == "dep-1");
+  BOOST_TEST(all["events"][2]["data"]["amount"] == 2);
+  BOOST_TEST(all["next"].is_null());
+
+  auto page = get_json("/accounts/e-1/events?from=2&limit=1");
+  BOOST_REQUIRE_EQUAL(page["events"].size(), 1u);
+  BOOST_TEST(page["events"][0]["version"] == 2);
+  BOOST_TEST(page["next"] == 3);
+  BOOST_TEST(status(http.Get("/accounts/e-1/events?limit=0")) == 400);
+  BOOST_TEST(status(http.Get("/accounts/e-1/events?limit=100000")) == 400);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gets_400_or_404_and_writes_nothing) {
+  open("b-1");
+  post("/accounts/b-1/deposits", json{{"amount", 50}});
+  struct bad_case {
+    std::string path;
+    std::string body;
+    int status;
+  };
+  std::string long_id(129, 'x');
+  std::vector<bad_case> cases{
+      {"/accounts/b-1/deposits", "{\"amount\":", 400},        // malformed JSON
+      {"/accounts/b-1/deposits", "[1,2]", 400},               // not an object
+      {"/accounts/b-1/deposits", "", 400},                    // empty body
+      {"/accounts/b-1/deposits", "{}", 400},                  // missing amount
+      {"/accounts/b-1/deposits", "{\"amount\":\"10\"}", 400}, // mistyped
+      {"/accounts/b-1/deposits", "{\"amount\":1.5}", 400},    // not an integer
+      {"/accounts/b-1/deposits", "{\"amount\":true}", 400},   // mistyped
+      {"/accounts/b-1/deposits", "{\"amount\":0}", 400},      // zero
+      {"/accounts/b-1/deposits", "{\"amount\":-5}", 400},     // negative
+      {"/accounts/b-1/deposits", "{\"amount\":1e30}", 400},   // too large
+      {"/accounts/b-1/deposits", "{\"amount\":18446744073709551615}", 400},
+      {"/accounts/b-1/withdrawals", "{\"amount\":-1}", 400},
+      {"/accounts/b-1/deposits", "{\"amount\":1,\"command_id\":7}", 400},
+      {"/accounts/b-1/deposits", "{\"amount\":1,\"command_id\":\"\"}", 400},
+      {"/accounts/b-1/deposits", "{\"amount\":1,\"command_id\":\"" + long_id + "\"}", 400},
+      {"/accounts/" + long_id + "/deposits", "{\"amount\":1}", 400}, // id too long
+      {"/accounts/b%01x/deposits", "{\"amount\":1}", 400},           // control character
+      {"/accounts", "{\"id\":\"a\\u0001b\",\"owner\":\"x\"}", 400},  // control character
+      {"/accounts", "{\"id\":\"" + long_id + "\",\"owner\":\"x\"}", 400},
+      {"/accounts", "{\"id\":\"a/b\",\"owner\":\"x\"}", 400},
+      {"/accounts", "{\"id\":5,\"owner\":\"x\"}", 400},
+      {"/accounts", "{\"id\":\"new-1\"}", 400}, // missing owner
+      {"/accounts", "{\"id\":\"new-1\",\"owner\":42}", 400},
+      {"/accounts", "{\"id\":\"new-1\",\"owner\":\"\"}", 400},
+      {"/accounts", "not json", 400},
+      {"/accounts/b-1/transfers", "{}", 404}, // unknown route
+      {"/nothing", "{}", 404},
+      {"/accounts/b-1/deposits/", "{\"amount\":1}", 404},
+  };
+  for (const auto& c : cases) {
+    auto r = post(c.path, c.body);
+    BOOST_TEST_CONTEXT("POST " << c.path << " " << c.body) {
+      BOOST_TEST(status(r) == c.status);
+      BOOST_TEST(!error_of(r).empty()); // {"error": ...}
+    }
+  }
+  BOOST_TEST(status(http.Get("/accounts/%01")) == 400);
+  auto wrong_method = http.Delete("/accounts/b-1");
+  BOOST_TEST(status(wrong_method) == 405);
+  BOOST_TEST(error_of(wrong_method) == "method_not_allowed");
+  BOOST_TEST(status(http.Get("/no/such/route")) == 404);
+  auto bad_match = post("/accounts/b-1/deposits", json{{"amount", 1}}, {{"If-Match", "abc"}});
+  BOOST_TEST(status(bad_match) == 400);
+
+  // Nothing was written: the account is where it was, and no account new-1 appeared.
+  auto acc = get_json("/accounts/b-1");
+  BOOST_TEST(acc["version"] == 2);
+  BOOST_TEST(acc["balance"] == 50);
+  BOOST_TEST(status(http.Get("/accounts/new-1")) == 404);
+  // ... and the daemon is alive.
+  BOOST_TEST(status(http.Get("/healthz")) == 200);
+}
+
+BOOST_AUTO_TEST_CASE(if_match_refuses_a_stale_version_with_412) {
+  open("m-1");
+  auto ok = post("/accounts/m-1/deposits", json{{"amount", 10}}, {{"If-Match", "\"1\""}});
+  BOOST_TEST(status(ok) == 200);
+  BOOST_TEST(body_of(ok)["version"] == 2);
+  auto stale = post("/accounts/m-1/withdrawals", json{{"amount", 5}}, {{"If-Match", "1"}});
+  BOOST_TEST(status(stale) == 412);
+  BOOST_TEST(body_of(stale)["error"] == "version_mismatch");
+  BOOST_TEST(body_of(stale)["expected"] == 1);
+  BOOST_TEST(body_of(stale)["actual"] == 2);
+  BOOST_TEST(status(post("/accounts/m-1/close", json::object(), {{"If-Match", "7"}})) == 412);
+  // The GET's ETag is what If-Match takes.
+  auto got = http.Get("/accounts/m-1");
+  BOOST_REQUIRE(got);
+  BOOST_TEST(got->get_header_value("ETag") == "\"2\"");
+  BOOST_TEST(get_json("/accounts/m-1")["balance"] == 10);
+}
+
+BOOST_AUTO_TEST_CASE(a_retried_command_id_gets_the_original_answer) {
+  open("r-1");
+  auto first = post("/accounts/r-1/deposits", json{{"amount", 25}, {"command_id", "pay-1"}});
+  BOOST_TEST(status(first) == 200);
+  post("/accounts/r-1/deposits", json{{"amount", 5}});
+  auto retry = post("/accounts/r-1/deposits", json{{"amount", 25}, {"command_id", "pay-1"}});
+  BOOST_TEST(status(retry) == 200);
+  BOOST_TEST(body_of(retry) == body_of(first)); // version 2, balance 25: not redone
+  BOOST_TEST(get_json("/accounts/r-1")["balance"] == 30);
+
+  auto open_once = post("/accounts", json{{"id", "r-2"}, {"owner", "x"}, {"command_id", "o-1"}});
+  auto open_twice = post("/accounts", json{{"id", "r-2"}, {"owner", "x"}, {"command_id", "o-1"}});
+  BOOST_TEST(status(open_once) == 201);
+  BOOST_TEST(status(open_twice) == 201);
+  BOOST_TEST(body_of(open_twice) == body_of(open_once));
+}
+
+BOOST_AUTO_TEST_CASE(healthz_and_metrics_answer) {
+  auto h = http.Get("/healthz");
+  BOOST_TEST(status(h) == 200);
+  BOOST_TEST(body_of(h)["status"] == "ok");
+  open("x-1");
+  auto m = http.Get("/metrics");
+  BOOST_REQUIRE(m);
+  BOOST_TEST(m->status == 200);
+  BOOST_TEST(m->get_header_value("Content-Type").find("text/plain") == 0u);
+  BOOST_TEST(m->body.find("# TYPE evident_") != std::string::npos);
+  BOOST_TEST(m->body.find("evident_journal_commit_duration_seconds") != std::string::npos);
+  BOOST_TEST(m->body.find("evident_bank_http_responses_total{class=\"2xx\"}") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_stops_the_daemon_cleanly) {
+  open("s-1");
+  auto st = bank.stop(SIGTERM, std::chrono::seconds{20});
+  BOOST_REQUIRE(st.has_value());
+  BOOST_TEST(WIFEXITED(*st));
+  BOOST_TEST(WEXITSTATUS(*st) == 0);
+  BOOST_TEST(bank.rest_of_output().find("evident-bank stopped") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(bank_daemon_process)
+
+BOOST_AUTO_TEST_CASE(a_token_is_required_when_configured) {
+  temp_dir dir;
+  auto extra = fast;
+  extra.insert(extra.end(), {"--token", "s3cret"});
+  bank_daemon bank{dir.sub("data"), extra};
+  auto http = bank.client();
+  auto none = http.Get("/healthz");
+  BOOST_TEST(status(none) == 401);
+  BOOST_TEST(error_of(none) == "unauthorized");
+  BOOST_TEST(status(http.Get("/healthz", {{"Authorization", "Bearer wrong"}})) == 401);
+  BOOST_TEST(status(http.Get("/healthz", {{"Authorization", "Bearer s3cret"}})) == 200);
+  BOOST_TEST(status(http.Post("/accounts", json{{"id", "k"}, {"owner", "o"}}.dump(), json_type))
+             == 401);
+  BOOST_TEST(status(http.Get("/accounts/k", {{"Authorization", "Bearer s3cret"}})) == 404);
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_and_config_files_stop_the_start) {
+  temp_dir dir;
+  BOOST_CHECK_THROW(bank_daemon(dir.sub("data"), {"--bogus", "1"}), std::runtime_error);
+  BOOST_CHECK_THROW(bank_daemon(dir.sub("data"), {"--config", dir.sub("missing.ini")}),
+                    std::runtime_error);
+}
+
+// A deposit load from several clients, each with one request in flight and unique
+// command ids; SIGKILL in the middle; a restart on the same data. Every deposit that was
+// acknowledged is in the balance, and retrying the unacknowledged ones with their command
+// ids makes each balance exactly the sum of everything attempted (each committed once).
+BOOST_AUTO_TEST_CASE(sigkill_during_a_deposit_load_loses_no_acknowledged_deposit) {
+  temp_dir dir;
+  constexpr int clients = 4;
+  constexpr int accounts = 4;
+  struct attempt {
+    std::string account;
+    std::string command_id;
+    int64_t amount;
+  };
+  std::map<std::string, int64_t> acked;
+  std::vector<attempt> unacked;
+  std::mutex mtx;
+  {
+    bank_daemon bank{dir.sub("data")}; // default durability: fsync
+    auto http = bank.client();
+    for (int a = 0; a < accounts; ++a)
+      BOOST_REQUIRE_EQUAL(
+          status(http.Post("/accounts",
+                           json{{"id", "k-" + std::to_string(a)}, {"owner", "o"}}.dump(),
+                           json_type)),
+          201);
+    std::atomic<int> total_acks{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t)
+      threads.emplace_back([&, t] {
+        auto c = bank.client();
+        // Bounded: stops at the first failure (the kill) or after 20,000 requests.
+        for (int i = 0; i < 20'000; ++i) {
+          attempt at{"k-" + std::to_string((t + i) % accounts),
+                     "c" + std::to_string(t) + "-" + std::to_string(i), 1 + (i % 7)};
+          auto r = c.Post(("/accounts/" + at.account + "/deposits").c_str(),
+                          json{{"amount", at.amount}, {"command_id", at.command_id}}.dump(),
+                          json_type);
+          std::lock_guard guard{mtx};
+          if (r && r->status == 200) {
+            acked[at.account] += at.amount;
+            ++total_acks;
+            continue;
+          }
+          unacked.push_back(at); // outcome unknown: maybe committed, maybe not
+          return;
+        }
+      });
+    // Kill once enough deposits were acknowledged (bounded wait), with requests in flight.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+    while (total_acks.load() < 400 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    BOOST_TEST(total_acks.load() >= 400);
+    auto st = bank.stop(SIGKILL, std::chrono::seconds{10});
+    for (auto& th : threads)
+      th.join();
+    BOOST_REQUIRE(st.has_value());
+    BOOST_TEST(WIFSIGNALED(*st));
+  }
+  bank_daemon bank{dir.sub("data")};
+  auto http = bank.client();
+  std::map<std::string, int64_t> unacked_sum;
+  for (const auto& u : unacked)
+    unacked_sum[u.account] += u.amount;
+  for (int a = 0; a < accounts; ++a) {
+    auto id = "k-" + std::to_string(a);
+    auto balance = body_of(http.Get(("/accounts/" + id).c_str()))["balance"].get<int64_t>();
+    BOOST_TEST_CONTEXT(id) {
+      BOOST_TEST(balance >= acked[id]);                   // nothing acknowledged lost
+      BOOST_TEST(balance <= acked[id] + unacked_sum[id]); // nothing invented
+    }
+  }
+  for (const auto& u : unacked) {
+    auto r = http.Post(("/accounts/" + u.account + "/deposits").c_str(),
+                       json{{"amount", u.amount}, {"command_id", u.command_id}}.dump(), json_type);
+    BOOST_TEST(status(r) == 200);
+  }
+  for (int a = 0; a < accounts; ++a) {
+    auto id = "k-" + std::to_string(a);
+    BOOST_TEST(body_of(http.Get(("/accounts/" + id).c_str()))["balance"]
+               == acked[id] + unacked_sum[id]);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
