@@ -2,19 +2,38 @@
 //
 // Phases:
 //
-//   fencing ──▶ recovering ──▶ running ──▶ (quit)
-//      │            │             │
-//      └────────────┴─ failure ───┴──▶ answer every waiting caller, quit
+//   [fencing] ──▶ recovering ──▶ running ──▶ (quit)
+//       │             │             │
+//       └─────────────┴─ failure ───┴──▶ answer every waiting caller, quit
 //
-//   fencing     A zero-event append through the journal writer. It queues behind any
-//               append an earlier incarnation of this aggregate left in the writer
-//               (after a timeout, say), so recovery reads a stream nobody else is about
-//               to change. It also fails fast for a tombstoned stream or a bad id.
+//   fencing     Only when the router says an earlier incarnation of this aggregate may
+//               still have appends in the writer (it ended with an error: a timeout, a
+//               conflict with later appends in flight, ...). A zero-event append
+//               through the journal writer queues behind those appends, so recovery
+//               reads a stream nobody else is about to change. An incarnation that
+//               passivated (nothing in flight) or a first activation skips it: the
+//               fence costs a writer round trip per activation, a third of a cold
+//               activation's work. (Without it, a stray append of an earlier
+//               incarnation would still only make an append of ours fail as a
+//               conflict: expected versions and command ids keep the journal right.)
 //   recovering  state_loader: the latest usable snapshot, then the later events in
-//               batches of `replay_batch`, one batch per message (see yield_then), so
-//               that the worker is not blocked and memory stays flat for any stream
-//               length.
+//               batches of `replay_batch`. The first batch runs at once (a short stream
+//               recovers inside the message that activated the aggregate); further
+//               batches run one per message (see yield_then), so that the worker is not
+//               blocked and memory stays flat for any stream length.
 //   running     commands are decided as they arrive (pipelining, below).
+//
+// Appends go to the writer as requests without a CAF timeout: in CAF 0.17.6 each
+// request timeout stays in the actor clock until it expires, even after the answer
+// came (~180 bytes and a few microseconds per append). Instead one watchdog message per
+// aggregate is scheduled while appends (or the fence) are unanswered; when it fires it
+// checks the oldest one against `append_timeout` (then: errc::timeout, the outcome is
+// unknown, the aggregate stops) and re-arms itself for the next deadline. The router
+// monitors the writer and stops every aggregate if it dies.
+//
+// Passivation is the router's: it asks aggregates that got no command for
+// `idle_timeout` (and the least recently used ones beyond `max_active`) to stop; an
+// aggregate stops only when nothing is stashed, in flight or in its mailbox.
 //
 // Commands that arrive before `running`, or while `max_in_flight` commands are pending,
 // wait in the stash (bounded by `max_stash`; overflow answers overloaded at once).
@@ -57,13 +76,13 @@
 // aggregate detects that case (a commit answer behind a failure) and stops.
 
 #include "detail/aggregate_actor.hpp"
+#include "detail/fifo.hpp"
 
 #include "evident/actors/atoms.hpp"
 #include "evident/actors/errc.hpp"
 #include "evident/actors/message_types.hpp"
 #include "evident/actors/snapshot_writer.hpp"
 
-#include <caf/after.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/response_promise.hpp>
@@ -72,7 +91,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -86,7 +104,15 @@ using steady = std::chrono::steady_clock;
 // Self-sent only: "replay the next batch".
 using replay_step_atom = caf::atom_constant<caf::atom("agg_replay")>;
 
-enum class phase : uint8_t { fencing, recovering, running, stopped };
+// Self-sent only: "check the oldest unanswered append against append_timeout".
+using watchdog_atom = caf::atom_constant<caf::atom("agg_wdog")>;
+
+// cold: spawned without a fence, recovery starts with the first command.
+// failed: recovery failed; commands already in the mailbox get its error, then quit.
+enum class phase : uint8_t { cold, fencing, recovering, running, failed, stopped };
+
+// Self-sent only: "quit now" after a failed recovery.
+using quit_atom = caf::atom_constant<caf::atom("agg_quit")>;
 
 // Sends `x` to `self` so that it arrives only after `self` gave its worker back. A plain
 // self-send would not do: CAF 0.17 keeps resuming an actor while its mailbox is not
@@ -123,25 +149,37 @@ struct pending_command {
   std::optional<error> refused;
   /// The writer's answer, once it arrived.
   std::optional<expected<append_result>> answer;
+  /// When the append was sent (for the watchdog).
+  caf::actor_clock::time_point sent;
 };
 
+// Kept small: an idle aggregate holds this plus CAF's actor (~1.2 KB), so every field
+// counts for the memory of 100,000 idle aggregates. The FIFOs own nothing while empty;
+// `pending` is dropped whenever nothing is in flight.
 struct aggregate_actor_state {
   std::shared_ptr<const aggregate_model> model;
   std::shared_ptr<const aggregate_context> ctx;
   std::string stream;
-  phase ph = phase::fencing;
   std::unique_ptr<state_loader> loader;
   steady::time_point activated;
   // What the journal holds.
   std::any committed;
   uint64_t committed_version = 0;
-  // `committed` plus the events of every command in flight.
+  // `committed` plus the events of every command in flight. Empty while nothing is in
+  // flight (or after user code damaged it): decide_entry rebuilds it first.
   std::any pending;
   uint64_t pending_version = 0;
-  std::deque<pending_command> in_flight;
-  std::deque<waiting_command> stash;
+  fifo<pending_command> in_flight;
+  fifo<waiting_command> stash;
   uint64_t next_seq = 1;
   uint64_t last_snapshot_version = 0;
+  // When the fence was sent (fencing phase only).
+  caf::actor_clock::time_point fence_sent;
+  phase ph = phase::fencing;
+  // A watchdog message is on its way (see on_watchdog).
+  bool watchdog_armed = false;
+  // Why recovery failed (phase failed).
+  caf::error failure;
 
   aggregate_counters& counters() const noexcept {
     return *ctx->counters;
@@ -215,9 +253,25 @@ bool rebuild_pending(agg_actor* self, size_t end) {
 
 void on_answer(agg_actor* self, uint64_t seq, expected<append_result> a);
 
+// Schedules the watchdog unless one is on its way already. Called whenever a request to
+// the writer goes out; the watchdog re-arms itself while requests are unanswered.
+void arm_watchdog(agg_actor* self, caf::timespan delay) {
+  auto& st = self->state;
+  if (st.watchdog_armed)
+    return;
+  st.watchdog_armed = true;
+  self->delayed_send(self, delay, watchdog_atom::value);
+}
+
+caf::timespan append_timeout(const aggregate_actor_state& st) {
+  return std::chrono::duration_cast<caf::timespan>(st.opts().append_timeout);
+}
+
 // Decides in_flight[index] against the pending state and sends its append.
 void decide_entry(agg_actor* self, size_t index) {
   auto& st = self->state;
+  if (!st.pending.has_value() && !rebuild_pending(self, index))
+    return;
   auto& e = st.in_flight[index];
   e.seq = 0;
   e.events = 0;
@@ -243,11 +297,12 @@ void decide_entry(agg_actor* self, size_t index) {
   req.command_id = e.command_id;
   st.pending_version += e.events;
   auto seq = e.seq;
-  self
-    ->request(st.ctx->env.writer, caf::duration{st.opts().append_timeout}, append_atom::value,
-              std::move(req))
+  e.sent = self->clock().now();
+  // No CAF timeout (see the top of this file): the watchdog bounds the wait.
+  self->request(st.ctx->env.writer, caf::infinite, append_atom::value, std::move(req))
     .then([self, seq](append_result& r) { on_answer(self, seq, std::move(r)); },
           [self, seq](caf::error& err) { on_answer(self, seq, from_caf_error(err)); });
+  arm_watchdog(self, append_timeout(st));
 }
 
 // -- commands ----------------------------------------------------------------------
@@ -367,7 +422,20 @@ bool redecide_rest(agg_actor* self) {
   return st.ph == phase::running;
 }
 
+void drain_fifo(agg_actor* self);
+
+// Drains the FIFO; once it is empty the pending state equals the committed one and is
+// dropped (an idle aggregate keeps one copy of its state).
 void drain(agg_actor* self) {
+  auto& st = self->state;
+  drain_fifo(self);
+  if (st.in_flight.empty()) {
+    st.pending.reset();
+    st.pending_version = st.committed_version;
+  }
+}
+
+void drain_fifo(agg_actor* self) {
   auto& st = self->state;
   while (st.ph == phase::running && !st.in_flight.empty()) {
     auto& h = st.in_flight.front();
@@ -473,11 +541,22 @@ void on_answer(agg_actor* self, uint64_t seq, expected<append_result> a) {
 
 // -- recovery ----------------------------------------------------------------------
 
+// Answers the stash with the error, and also the commands already in the mailbox: they
+// were routed here before the router could know, and quitting now would bounce them
+// (requests) or drop them (plain sends). A self-sent quit_atom queues behind them.
 void fail_recovery(agg_actor* self, error err) {
   auto& st = self->state;
+  if (st.ph == phase::failed || st.ph == phase::stopped)
+    return;
   count(st.counters().recovery_failures);
   err.message = "recovery of '" + st.stream + "' failed: " + err.message;
-  stop(self, err);
+  st.ph = phase::failed;
+  st.loader.reset();
+  st.failure = to_caf_error(err);
+  for (auto& w : st.stash)
+    w.rp.deliver(st.failure);
+  st.stash.clear();
+  self->send(self, quit_atom::value);
 }
 
 void finish_recovery(agg_actor* self) {
@@ -488,7 +567,7 @@ void finish_recovery(agg_actor* self) {
   st.last_snapshot_version = r.snapshot_version;
   count(st.counters().events_replayed, r.replayed);
   st.loader.reset();
-  st.pending = st.model->copy_state(st.committed);
+  st.pending.reset(); // built by the first decide
   st.pending_version = st.committed_version;
   st.ph = phase::running;
   auto ns = static_cast<uint64_t>(
@@ -501,33 +580,88 @@ void finish_recovery(agg_actor* self) {
   pump(self);
 }
 
-void start_recovery(agg_actor* self) {
+// Replays one batch; then finishes, or continues after giving the worker back.
+void recovery_step(agg_actor* self) {
   auto& st = self->state;
-  st.activated = steady::now();
+  auto done = st.loader->step(st.opts().replay_batch);
+  if (!done)
+    fail_recovery(self, std::move(done).err());
+  else if (*done)
+    finish_recovery(self);
+  else
+    yield_then(self, replay_step_atom::value);
+}
+
+// Loads the snapshot and replays the first batch right away: a short stream is running
+// by the end of the calling handler.
+void begin_recovery(agg_actor* self) {
+  auto& st = self->state;
+  st.ph = phase::recovering;
+  st.loader = std::make_unique<state_loader>(*st.model, *st.ctx->env.journal,
+                                             st.ctx->env.snapshots.get(), st.stream);
+  if (auto err = st.loader->start()) {
+    fail_recovery(self, std::move(err));
+    return;
+  }
+  // A stream without events (most first activations) needs no read: the state is the
+  // initial one (or a snapshot at version 0).
+  if (st.loader->head_version() == 0)
+    finish_recovery(self);
+  else
+    recovery_step(self);
+}
+
+void send_fence(agg_actor* self) {
+  auto& st = self->state;
   append_request fence;
   fence.stream = st.stream;
   fence.expected = expected_version::any();
-  self
-    ->request(st.ctx->env.writer, caf::duration{st.opts().append_timeout}, append_atom::value,
-              std::move(fence))
+  st.fence_sent = self->clock().now();
+  self->request(st.ctx->env.writer, caf::infinite, append_atom::value, std::move(fence))
     .then(
       [self](append_result&) {
-        auto& s = self->state;
-        if (s.ph != phase::fencing)
-          return;
-        s.ph = phase::recovering;
-        s.loader = std::make_unique<state_loader>(*s.model, *s.ctx->env.journal,
-                                                  s.ctx->env.snapshots.get(), s.stream);
-        if (auto err = s.loader->start()) {
-          fail_recovery(self, std::move(err));
-          return;
-        }
-        self->send(self, replay_step_atom::value);
+        if (self->state.ph == phase::fencing)
+          begin_recovery(self);
       },
       [self](caf::error& err) {
         if (self->state.ph == phase::fencing)
           fail_recovery(self, from_caf_error(err));
       });
+  arm_watchdog(self, append_timeout(st));
+}
+
+// The oldest unanswered request (the fence, or an append) decides: past its deadline
+// the outcome is unknown (errc::timeout); else check again at its deadline. Nothing
+// unanswered: the watchdog stays off until the next request.
+void on_watchdog(agg_actor* self) {
+  auto& st = self->state;
+  st.watchdog_armed = false;
+  auto timeout = append_timeout(st);
+  auto now = self->clock().now();
+  auto expired = [&](caf::actor_clock::time_point sent) { return sent + timeout <= now; };
+  if (st.ph == phase::fencing) {
+    if (expired(st.fence_sent))
+      fail_recovery(self, error{errc::timeout, "the journal writer did not answer the "
+                                               "recovery fence within append_timeout"});
+    else
+      arm_watchdog(self, st.fence_sent + timeout - now);
+    return;
+  }
+  if (st.ph != phase::running)
+    return;
+  pending_command* oldest = nullptr;
+  for (auto& e : st.in_flight)
+    if (e.seq != 0 && !e.answer && (oldest == nullptr || e.sent < oldest->sent))
+      oldest = &e;
+  if (oldest == nullptr)
+    return;
+  if (expired(oldest->sent))
+    on_answer(self, oldest->seq,
+              error{errc::timeout, "the journal writer did not answer within "
+                                   "append_timeout; outcome unknown: retry with the same "
+                                   "command id"});
+  else
+    arm_watchdog(self, oldest->sent + timeout - now);
 }
 
 bool idle(agg_actor* self) {
@@ -549,11 +683,13 @@ void guarded(agg_actor* self, F&& f) {
 }
 
 caf::behavior aggregate_behavior(agg_actor* self, std::shared_ptr<const aggregate_model> model,
-                                 std::string id, std::shared_ptr<const aggregate_context> ctx) {
+                                 std::string id, std::shared_ptr<const aggregate_context> ctx,
+                                 bool fence) {
   auto& st = self->state;
   st.stream = model->stream_of(id);
   st.model = std::move(model);
   st.ctx = std::move(ctx);
+  st.activated = steady::now();
   self->set_exit_handler([self](caf::exit_msg& msg) {
     if (!msg.reason)
       return; // no links of ours end normally; CAF's default ignores it too
@@ -575,11 +711,26 @@ caf::behavior aggregate_behavior(agg_actor* self, std::shared_ptr<const aggregat
     }
     self->quit(msg.reason);
   });
-  guarded(self, [self] { start_recovery(self); });
+  if (fence) {
+    st.ph = phase::fencing;
+    guarded(self, [self] { send_fence(self); });
+  } else {
+    st.ph = phase::cold;
+  }
   auto on_command = [self](command_atom, std::string& command_id,
                            command_box& cmd) -> caf::result<reply_box> {
     auto& s = self->state;
     count(s.counters().commands);
+    if (s.ph == phase::failed)
+      return s.failure;
+    if (s.ph == phase::cold) {
+      // The command that activated us: recover now, then decide it (or answer it the
+      // recovery's error). Not subject to max_stash.
+      s.stash.push_back(
+        waiting_command{std::move(command_id), std::move(cmd), self->make_response_promise()});
+      guarded(self, [self] { begin_recovery(self); });
+      return caf::delegated<reply_box>{};
+    }
     bool now = s.ph == phase::running && s.stash.empty()
                && s.in_flight.size() < s.opts().max_in_flight;
     if (!now) {
@@ -603,31 +754,27 @@ caf::behavior aggregate_behavior(agg_actor* self, std::shared_ptr<const aggregat
   };
   auto on_replay_step = [self](replay_step_atom) {
     guarded(self, [self] {
-      auto& s = self->state;
-      if (s.ph != phase::recovering)
-        return;
-      auto done = s.loader->step(s.opts().replay_batch);
-      if (!done)
-        fail_recovery(self, std::move(done).err());
-      else if (*done)
-        finish_recovery(self);
-      else
-        yield_then(self, replay_step_atom::value);
+      if (self->state.ph == phase::recovering)
+        recovery_step(self);
     });
   };
-  auto passivate = [self] {
+  auto on_watchdog_msg = [self](watchdog_atom) { guarded(self, [self] { on_watchdog(self); }); };
+  auto on_passivate = [self](passivate_atom) {
     if (idle(self)) {
       count(self->state.counters().passivations);
       self->state.ph = phase::stopped;
       self->quit();
     }
   };
-  auto on_passivate = [passivate](passivate_atom) { passivate(); };
-  auto idle_timeout = st.opts().idle_timeout;
-  if (idle_timeout.count() > 0)
-    return {on_command, on_replay_step, on_passivate,
-            caf::after(idle_timeout) >> [passivate] { passivate(); }};
-  return {on_command, on_replay_step, on_passivate};
+  auto on_quit = [self](quit_atom) {
+    auto& s = self->state;
+    if (s.ph != phase::failed)
+      return;
+    s.ph = phase::stopped;
+    count(s.counters().stops);
+    self->quit(s.failure);
+  };
+  return {on_command, on_replay_step, on_watchdog_msg, on_passivate, on_quit};
 }
 
 // -- temporal queries --------------------------------------------------------------
@@ -695,12 +842,12 @@ caf::behavior query_behavior(query_actor* self, std::shared_ptr<const aggregate_
 
 caf::actor spawn_aggregate(caf::event_based_actor* router,
                            std::shared_ptr<const aggregate_model> model, std::string id,
-                           std::shared_ptr<const aggregate_context> ctx) {
+                           std::shared_ptr<const aggregate_context> ctx, bool fence) {
   // lazy_init: not scheduled until the first command arrives (CAF's work-stealing queue
   // makes eager spawns of many actors quadratic); monitored: the router learns of the
   // stop and forgets the handle.
   return router->spawn<caf::lazy_init + caf::monitored>(aggregate_behavior, std::move(model),
-                                                        std::move(id), std::move(ctx));
+                                                        std::move(id), std::move(ctx), fence);
 }
 
 caf::actor spawn_state_query(caf::event_based_actor* router,

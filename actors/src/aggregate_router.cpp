@@ -1,18 +1,33 @@
 // The router: (type, id) -> live aggregate, least recently used first out.
 //
-//   live_:  "account\0acc-1" -> {actor, lru position, asked_to_passivate}
-//   lru_:   [most recent ... least recent]           (std::list: O(1) touch)
-//   by_addr_: actor address -> key                   (down_msg -> forget)
+//   live:   "account\0acc-1" -> {actor, last command time, LRU links, key pointer}
+//   LRU:    lru_newest <-> ... <-> lru_oldest     (intrusive links: O(1) touch)
+//   by_id:  actor id -> entry                      (down_msg -> forget)
+//
+// The key is stored once (in `live`); the LRU links and by_id point at the entry, so
+// one live aggregate costs the router two hash nodes and no further strings.
 //
 // The router never holds a request: commands are delegated (the aggregate answers the
 // caller), temporal queries are delegated to a one-shot query actor. So its cost per
-// command is one map lookup, one list splice and one message, independent of how many
+// command is one map lookup, two link updates and one message, independent of how many
 // commands are in flight (CAF 0.17 pays O(outstanding) per response in a requester).
 //
 // An entry is removed only on its actor's down_msg, so there is never more than one live
 // incarnation per aggregate. Between an aggregate's quit and that down_msg, a command
 // still goes to the old actor and bounces with sec::request_receiver_down: nothing
 // happened, the caller retries once.
+//
+// Passivation: while aggregates are live, one periodic tick (every idle_timeout / 4,
+// clamped to [10 ms, 60 s]) walks the LRU from its cold end and asks every aggregate
+// whose last command is idle_timeout old to passivate; the walk stops at the first
+// younger one, so a tick costs O(expired). A busy aggregate refuses and is asked again
+// at the next tick. (A CAF `after` per aggregate would re-arm a timer in the actor
+// clock on every message, and keep one per idle aggregate.)
+//
+// Fences: an aggregate that ended with an error may have left appends at the writer;
+// its key goes into `fence_next` and its next incarnation fences (see
+// aggregate_actor.cpp). Ids never seen, or whose last incarnation passivated, start
+// without one.
 
 #include "detail/aggregate_actor.hpp"
 
@@ -28,12 +43,13 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <list>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace evident {
@@ -54,9 +70,17 @@ status validate(const aggregate_options& x) {
 
 namespace {
 
+// Self-sent only: "passivate what has been idle for idle_timeout".
+using idle_tick_atom = caf::atom_constant<caf::atom("rt_idle")>;
+
+using time_point = caf::actor_clock::time_point;
+
 struct live_aggregate {
   caf::actor handle;
-  std::list<std::string>::iterator lru;
+  const std::string* key = nullptr; // the key in `live` (node-based: stable)
+  live_aggregate* newer = nullptr;
+  live_aggregate* older = nullptr;
+  time_point last_used;
   bool asked = false; // asked to passivate since its last command
 };
 
@@ -64,8 +88,14 @@ struct router_state {
   std::shared_ptr<const detail::aggregate_context> ctx;
   std::map<std::string, std::shared_ptr<const aggregate_model>, std::less<>> models;
   std::unordered_map<std::string, live_aggregate> live;
-  std::map<caf::actor_addr, std::string> by_addr;
-  std::list<std::string> lru;
+  std::unordered_map<caf::actor_id, live_aggregate*> by_id;
+  live_aggregate* lru_newest = nullptr;
+  live_aggregate* lru_oldest = nullptr;
+  /// Keys whose last incarnation ended with an error: their next one fences. Bounded:
+  /// past max_active keys every activation fences (fence_all).
+  std::unordered_set<std::string> fence_next;
+  bool fence_all = false;
+  bool tick_armed = false;
   /// Spawned by the router (stopped with it); null when the env brought its own.
   caf::actor own_snapshot_writer;
   /// Running temporal queries (linked): their normal exits are no reason to stop.
@@ -82,6 +112,19 @@ struct router_state {
     if (own_snapshot_writer)
       caf::anon_send_exit(own_snapshot_writer, caf::exit_reason::user_shutdown);
   }
+
+  void unlink(live_aggregate& e) noexcept {
+    (e.newer ? e.newer->older : lru_newest) = e.older;
+    (e.older ? e.older->newer : lru_oldest) = e.newer;
+    e.newer = e.older = nullptr;
+  }
+
+  void push_newest(live_aggregate& e) noexcept {
+    e.older = lru_newest;
+    e.newer = nullptr;
+    (lru_newest ? lru_newest->newer : lru_oldest) = &e;
+    lru_newest = &e;
+  }
 };
 
 using router_actor = caf::stateful_actor<router_state>;
@@ -95,6 +138,31 @@ std::string key_of(std::string_view type, std::string_view id) {
   return key;
 }
 
+caf::timespan tick_interval(const aggregate_options& opts) {
+  auto x = std::chrono::duration_cast<caf::timespan>(opts.idle_timeout) / 4;
+  return std::clamp<caf::timespan>(x, std::chrono::milliseconds{10}, std::chrono::seconds{60});
+}
+
+void arm_tick(router_actor* self) {
+  auto& st = self->state;
+  if (st.tick_armed || st.live.empty() || st.ctx->env.options.idle_timeout.count() <= 0)
+    return;
+  st.tick_armed = true;
+  self->delayed_send(self, tick_interval(st.ctx->env.options), idle_tick_atom::value);
+}
+
+void on_tick(router_actor* self) {
+  auto& st = self->state;
+  st.tick_armed = false;
+  auto idle = std::chrono::duration_cast<caf::timespan>(st.ctx->env.options.idle_timeout);
+  auto now = self->clock().now();
+  for (auto* e = st.lru_oldest; e != nullptr && e->last_used + idle <= now; e = e->newer) {
+    e->asked = true;
+    self->send(e->handle, passivate_atom::value);
+  }
+  arm_tick(self);
+}
+
 // Asks least recently used aggregates to passivate until the live count is back at the
 // cap (counting those asked before: they stop once idle).
 void enforce_cap(router_actor* self) {
@@ -103,32 +171,61 @@ void enforce_cap(router_actor* self) {
   if (st.live.size() <= cap)
     return;
   auto excess = st.live.size() - cap;
-  for (auto i = st.lru.rbegin(); i != st.lru.rend() && excess > 0; ++i) {
-    auto& entry = st.live[*i];
+  for (auto* e = st.lru_oldest; e != nullptr && excess > 0; e = e->newer) {
     --excess;
-    if (entry.asked)
+    if (e->asked)
       continue;
-    entry.asked = true;
+    e->asked = true;
     ++st.evictions_requested;
-    self->send(entry.handle, passivate_atom::value);
+    self->send(e->handle, passivate_atom::value);
   }
+}
+
+bool needs_fence(router_state& st, const std::string& key) {
+  if (st.fence_all)
+    return true;
+  return st.fence_next.erase(key) > 0;
+}
+
+void note_fence(router_state& st, const std::string& key) {
+  if (st.fence_all)
+    return;
+  if (st.fence_next.size() >= st.ctx->env.options.max_active) {
+    // Bounded memory: from now on every activation fences (correct, a bit slower).
+    st.fence_all = true;
+    st.fence_next = {};
+    return;
+  }
+  st.fence_next.insert(key);
 }
 
 caf::actor find_or_spawn(router_actor* self, const std::shared_ptr<const aggregate_model>& model,
                          const std::string& id) {
   auto& st = self->state;
   auto key = key_of(model->name(), id);
+  auto now = self->clock().now();
   if (auto i = st.live.find(key); i != st.live.end()) {
-    st.lru.splice(st.lru.begin(), st.lru, i->second.lru);
-    i->second.asked = false;
-    return i->second.handle;
+    auto& e = i->second;
+    if (st.lru_newest != &e) {
+      st.unlink(e);
+      st.push_newest(e);
+    }
+    e.asked = false;
+    e.last_used = now;
+    return e.handle;
   }
-  auto handle = detail::spawn_aggregate(self, model, id, st.ctx);
+  auto fence = needs_fence(st, key);
+  auto handle = detail::spawn_aggregate(self, model, id, st.ctx, fence);
   ++st.activations;
-  st.lru.push_front(key);
-  st.by_addr.emplace(handle.address(), key);
-  st.live.emplace(std::move(key), live_aggregate{handle, st.lru.begin(), false});
+  auto [i, added] = st.live.emplace(std::move(key), live_aggregate{});
+  auto& e = i->second;
+  e.handle = handle;
+  e.key = &i->first;
+  e.last_used = now;
+  st.push_newest(e);
+  st.by_id.emplace(handle.id(), &e);
   enforce_cap(self);
+  arm_tick(self);
   return handle;
 }
 
@@ -166,16 +263,28 @@ caf::behavior router(router_actor* self, std::shared_ptr<const detail::aggregate
   st.own_snapshot_writer = std::move(own_snapshot_writer);
   for (auto& m : models)
     st.models.emplace(std::string{m->name()}, m);
+  // One monitor for all aggregates: if the writer dies, the answers to their appends
+  // never come; stop them now rather than at their append_timeout.
+  self->monitor(st.ctx->env.writer);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& s = self->state;
-    auto i = s.by_addr.find(msg.source);
-    if (i == s.by_addr.end())
+    if (msg.source == s.ctx->env.writer.address()) {
+      auto reason = to_caf_error(
+        error{errc::io_error, "the journal writer stopped (" + caf::to_string(msg.reason)
+                                + "); outcome unknown"});
+      for (auto& [key, entry] : s.live)
+        self->send_exit(entry.handle, reason);
       return;
-    if (auto j = s.live.find(i->second); j != s.live.end()) {
-      s.lru.erase(j->second.lru);
-      s.live.erase(j);
     }
-    s.by_addr.erase(i);
+    auto i = s.by_id.find(msg.source.id());
+    if (i == s.by_id.end())
+      return;
+    auto& e = *i->second;
+    if (msg.reason)
+      note_fence(s, *e.key);
+    s.unlink(e);
+    s.live.erase(*e.key);
+    s.by_id.erase(i);
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& s = self->state;
@@ -188,9 +297,9 @@ caf::behavior router(router_actor* self, std::shared_ptr<const detail::aggregate
     if (s.own_snapshot_writer)
       self->send_exit(s.own_snapshot_writer, msg.reason);
     s.own_snapshot_writer = nullptr;
+    s.lru_newest = s.lru_oldest = nullptr;
+    s.by_id.clear();
     s.live.clear();
-    s.by_addr.clear();
-    s.lru.clear();
     self->quit(msg.reason);
   });
   return {
@@ -221,6 +330,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<const detail::aggregate
       return caf::delegated<aggregate_state>{};
     },
     [self](metrics_atom) { return collect(self->state); },
+    [self](idle_tick_atom) { on_tick(self); },
   };
 }
 

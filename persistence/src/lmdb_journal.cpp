@@ -38,8 +38,11 @@ struct stream_tail {
   std::vector<uint64_t> positions; ///< positions[i]: position of first_version + i
   /// The writer's copy of the stream's heads-DB record (without tail versions), valid
   /// while the DB's heads generation equals index_tail::heads_generation.
+  /// (Without the stream name, which is the map key: 64 bytes less per stream.)
   bool head_cached = false;
-  stream_head db_head;
+  stream_state db_state = stream_state::live;
+  uint64_t db_version = 0;
+  uint64_t db_truncate_before = 0;
   /// Scratch of append_batch: which batch last touched the stream, and its slot there.
   uint64_t batch_epoch = 0;
   size_t batch_slot = 0;
@@ -325,10 +328,16 @@ expected<stream_head> effective_head(index_tail& tail, txn& t, const std::string
     auto h = load_head(t, stream);
     if (!h)
       return h;
-    st.db_head = std::move(*h);
+    st.db_state = h->state;
+    st.db_version = h->version;
+    st.db_truncate_before = h->truncate_before;
     st.head_cached = true;
   }
-  auto h = st.db_head;
+  stream_head h;
+  h.stream = stream;
+  h.state = st.db_state;
+  h.version = st.db_version;
+  h.truncate_before = st.db_truncate_before;
   h.version = std::max(h.version, st.last_version_until(tail.last_position));
   return h;
 }

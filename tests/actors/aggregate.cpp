@@ -15,6 +15,7 @@
 // commits of a hot aggregate) use the real scheduler and a gated journal.
 
 using namespace bank;
+using namespace std::chrono_literals;
 using evident::errc;
 using evident::test::deterministic_router;
 using evident::test::live_router;
@@ -100,27 +101,51 @@ BOOST_AUTO_TEST_CASE(reply_only_after_the_real_writer_committed) {
 // -- stash -----------------------------------------------------------------------------
 
 BOOST_FIXTURE_TEST_CASE(commands_during_recovery_wait_in_order, deterministic_router) {
-  start(with(1, 3));
-  ctl->hold = true; // holds the recovery fence: the aggregate stays in recovery
-  send("a1", open{"ada"});
+  auto opts = with(1, 3);
+  opts.replay_batch = 1; // three events: recovery yields between its batches
+  start(opts);
+  evident::spec_model<account_aggregate> model;
+  evident::append_request req;
+  req.stream = "account-a1";
+  req.events.push_back(*model.registry().encode(account_event{opened{"ada"}}));
+  req.events.push_back(*model.registry().encode(account_event{deposited{10}}));
+  req.events.push_back(*model.registry().encode(account_event{deposited{20}}));
+  BOOST_TEST_REQUIRE(journal->append(req).has_value());
+  send("a1", get_balance{});
   send("a1", deposit{1});
   send("a1", deposit{2});
   sched.run();
-  BOOST_TEST(no_answer());
-  release(); // fence answered; recovery; then the stash in arrival order
-  BOOST_TEST(next().balance() == 0);
-  BOOST_TEST(next().balance() == 1);
-  BOOST_TEST(next().balance() == 3);
+  BOOST_TEST(no_answer()); // still replaying: every command waits
+  size_t yields = 0;
+  while (!has_answer() && yields < 10 && sched.trigger_timeout()) {
+    ++yields;
+    sched.run();
+  }
+  BOOST_TEST(yields >= 2u);
+  BOOST_TEST(next().balance() == 30); // then the stash in arrival order
+  BOOST_TEST(next().balance() == 31);
+  BOOST_TEST(next().balance() == 33);
+}
+
+BOOST_FIXTURE_TEST_CASE(first_activation_needs_no_fence, deterministic_router) {
+  start();
+  ctl->hold = true; // a fence would be held: the command could not be decided
+  send("a1", open{"ada"});
+  sched.run();
+  BOOST_TEST(ctl->held == 1u); // the command's own append, nothing before it
+  release();
+  BOOST_TEST(next().ok());
+  BOOST_TEST(writer_metrics().appends == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(stash_overflow_is_refused_at_once, deterministic_router) {
   start(with(1, 3));
   ctl->hold = true;
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < 4; ++i) // one in flight, three stashed
     send("a1", i == 0 ? account_command{open{"ada"}} : account_command{deposit{i}});
   send("a1", deposit{100});
   sched.run();
-  // The fourth command is refused while the other three still wait.
+  // The fifth command is refused while the other four still wait.
   auto refused = next();
   BOOST_TEST(refused.code() == errc::overloaded);
   BOOST_TEST(no_answer());
@@ -128,8 +153,9 @@ BOOST_FIXTURE_TEST_CASE(stash_overflow_is_refused_at_once, deterministic_router)
   BOOST_TEST(next().balance() == 0);
   BOOST_TEST(next().balance() == 1);
   BOOST_TEST(next().balance() == 3);
+  BOOST_TEST(next().balance() == 6);
   BOOST_TEST(metrics().stash_overflows == 1u);
-  BOOST_TEST(version_of("account-a1") == 3u);
+  BOOST_TEST(version_of("account-a1") == 4u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_full_in_flight_window_stashes, deterministic_router) {
@@ -288,6 +314,27 @@ BOOST_FIXTURE_TEST_CASE(timed_out_append_stops_and_the_retry_gets_the_real_outco
   BOOST_TEST(next().balance() == 10); // the original outcome, not a second deposit
   BOOST_TEST(version_of("account-a1") == 2u);
   BOOST_TEST(ask("a1", get_balance{}).balance() == 10);
+}
+
+BOOST_FIXTURE_TEST_CASE(append_timeout_counts_from_each_append, deterministic_router) {
+  start(); // append_timeout 10 s
+  ask("a1", open{"ada"}); // arms the watchdog: due at 10 s
+  ctl->hold = true;
+  sched.advance_time(8s);
+  sched.run();
+  send("a1", deposit{1}); // sent at 8 s: times out at 18 s
+  sched.run();
+  sched.advance_time(2s); // the watchdog checks at 10 s and waits for 18 s
+  sched.run();
+  BOOST_TEST(no_answer());
+  sched.advance_time(7s);
+  sched.run();
+  BOOST_TEST(no_answer());
+  sched.advance_time(1s);
+  sched.run();
+  BOOST_TEST(next().code() == errc::timeout);
+  BOOST_TEST(metrics().active == 0u);
+  release();
 }
 
 BOOST_FIXTURE_TEST_CASE(writer_gone_is_an_unknown_outcome, deterministic_router) {

@@ -54,11 +54,14 @@ struct aggregate_context {
 };
 
 /// Spawns the aggregate `id` of type `model` from `router` (lazy_init + monitored).
+/// `fence`: an earlier incarnation may still have appends at the writer (it ended with
+/// an error), so recovery first sends a zero-event append that queues behind them.
 /// Protocol: (command_atom, std::string command_id, command_box) -> reply_box | error;
-///           (passivate_atom) -> stops if idle (no reply).
+///           (passivate_atom) -> stops if idle (no reply). It ends normally (exit
+///           reason `normal`) only by passivating, i.e. with nothing at the writer.
 caf::actor spawn_aggregate(caf::event_based_actor* router,
                            std::shared_ptr<const aggregate_model> model, std::string id,
-                           std::shared_ptr<const aggregate_context> ctx);
+                           std::shared_ptr<const aggregate_context> ctx, bool fence);
 
 /// Spawns a one-shot actor (lazy_init + linked to `router`): on (state_atom) it loads
 /// the state of aggregate `id` per `q` in batches of `replay_batch`, answers

@@ -29,13 +29,20 @@
 //
 // A command's trip through one aggregate (see aggregate_actor.cpp for the phases):
 //
-//   router --delegate--> aggregate: fencing -> recovering -> running
+//   router --delegate--> aggregate: [fencing] -> recovering -> running
 //                                     |          (commands wait in the stash)
 //                                     v
 //                  decide against the pending state (committed + in-flight events),
 //                  append(expected = pending version) to the journal writer, and the
 //                  next command is decided without waiting (pipelining); replies leave
 //                  in command order, each only after its append committed.
+//
+// Passivation: the router asks aggregates idle for `idle_timeout` (one periodic tick
+// walks its LRU list from the cold end) and the least recently used beyond
+// `max_active` to stop; an aggregate stops only when it holds nothing.
+//
+// The router monitors the journal writer: if it dies, every live aggregate stops
+// (in-flight commands get io_error, stashed ones overloaded).
 //
 // Stopping: an exit message (e.g. user_shutdown) makes the router stop every aggregate
 // it spawned (each answers what it holds: in-flight commands get io_error, stashed ones
@@ -74,12 +81,17 @@ struct aggregate_options {
   /// Default: defaults::aggregate::max_in_flight (256).
   size_t max_in_flight = defaults::aggregate::max_in_flight;
   /// How long an aggregate waits for the writer's answer to an append (and to the
-  /// recovery fence); then the outcome is unknown and the aggregate stops.
+  /// recovery fence); then the outcome is unknown (errc::timeout) and the aggregate
+  /// stops. Checked by one watchdog message per aggregate while appends are
+  /// unanswered, so a timeout is noticed at most one check late (normally on time).
   /// Default: 10 s (defaults::aggregate::append_timeout_ms).
   std::chrono::nanoseconds append_timeout
     = std::chrono::milliseconds{defaults::aggregate::append_timeout_ms};
-  /// An aggregate that received no message for this long stops if it is idle (0 =
-  /// never). Default: 2 min (defaults::aggregate::idle_timeout_ms).
+  /// An aggregate that got no command for this long is asked to passivate; it stops
+  /// if nothing is stashed or in flight (0 = never). The router checks every
+  /// idle_timeout / 4 (clamped to [10 ms, 60 s]), so an idle aggregate stops between
+  /// 1 and about 1.25 idle_timeouts after its last command.
+  /// Default: 2 min (defaults::aggregate::idle_timeout_ms).
   std::chrono::nanoseconds idle_timeout
     = std::chrono::milliseconds{defaults::aggregate::idle_timeout_ms};
   /// Most live aggregates; the least recently used one is asked to passivate when an
