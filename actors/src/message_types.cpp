@@ -3,9 +3,13 @@
 #include "evident/actors/aggregate_router.hpp"
 #include "evident/actors/committed_batch.hpp"
 #include "evident/actors/errc.hpp"
+#include "evident/actors/event_batch.hpp"
+#include "evident/actors/event_bus.hpp"
 #include "evident/actors/journal_writer.hpp"
 #include "evident/actors/snapshot_writer.hpp"
+#include "evident/actors/subscription.hpp"
 #include "evident/actors/temporal.hpp"
+#include "evident/actors/view.hpp"
 
 namespace evident {
 
@@ -22,6 +26,11 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<router_metrics>("evident.router_metrics");
   cfg.add_message_type<snapshot>("evident.snapshot");
   cfg.add_message_type<snapshot_writer_metrics>("evident.snapshot_writer_metrics");
+  // Subscriptions and views (view_query and view_result hold std::any: local only).
+  cfg.add_message_type<event_batch>("evident.event_batch");
+  cfg.add_message_type<event_bus_metrics>("evident.event_bus_metrics");
+  cfg.add_message_type<subscription_metrics>("evident.subscription_metrics");
+  cfg.add_message_type<view_metrics>("evident.view_metrics");
   add_error_category(cfg);
 }
 

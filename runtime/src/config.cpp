@@ -408,6 +408,29 @@ const std::vector<entry>& table() {
     t.push_back(duration_entry(
         "requests", "ask_timeout", "Default wait of runtime::append and command asks.",
         [](auto& c) -> auto& { return c.requests.ask_timeout; }, ms{1}, day));
+    // [views]
+    t.push_back(count_entry(
+        "views", "read_batch",
+        "Positions per journal read while a view catches up, and most events per live "
+        "delivery (a durable view commits once per delivery).",
+        [](auto& c) -> auto& { return c.views.read_batch; }, 1, count_max));
+    t.push_back(count_entry(
+        "views", "max_buffer_events",
+        "Live events a subscription buffers for a busy subscriber; past it it drops them "
+        "and reads the journal again (at least read_batch).",
+        [](auto& c) -> auto& { return c.views.max_buffer_events; }, 1, count_max));
+    t.push_back(count_entry(
+        "views", "checkpoint_every",
+        "Subscriptions with managed checkpoints save after this many positions...",
+        [](auto& c) -> auto& { return c.views.checkpoint_every; }, 1, uint64_t{1} << 40));
+    t.push_back(duration_entry(
+        "views", "checkpoint_interval", "... or this long after the first unsaved one.",
+        [](auto& c) -> auto& { return c.views.checkpoint_interval; }, ms{1}, day));
+    t.push_back(duration_entry(
+        "views", "deliver_timeout",
+        "Most time a view or subscriber may take for one batch; past it its subscription "
+        "stops with timeout.",
+        [](auto& c) -> auto& { return c.views.deliver_timeout; }, ms{1}, day));
     // [shutdown]
     t.push_back(duration_entry(
         "shutdown", "drain_timeout",
@@ -510,6 +533,11 @@ status validate(const runtime_config& cfg) {
                                           + render_size(cfg.limits.max_append_bytes) + ")"};
   if (auto err = validate(cfg.group_commit))
     return err;
+  if (cfg.views.max_buffer_events < cfg.views.read_batch)
+    return error{errc::invalid_input, "views.max_buffer_events ("
+                                          + std::to_string(cfg.views.max_buffer_events)
+                                          + ") is smaller than views.read_batch ("
+                                          + std::to_string(cfg.views.read_batch) + ")"};
   return {};
 }
 

@@ -122,6 +122,33 @@ std::string to_prometheus(const runtime_metrics& m) {
          "Snapshots handed to the snapshot writer.", a.snapshots);
   sample(out, "evident_aggregate_queries_total", "counter", "Temporal state queries started.",
          a.queries);
+  // -- views
+  auto per_view = [&](std::string_view name, std::string_view type, std::string_view help,
+                      auto value) {
+    if (m.views.empty())
+      return;
+    header(out, name, type, help);
+    for (const auto& v : m.views)
+      out += std::string{name} + "{view=\"" + v.name + "\"} " + std::to_string(value(v)) + "\n";
+  };
+  per_view("evident_view_position", "gauge", "Last global position applied by the view.",
+           [](const view_metrics& v) { return v.position; });
+  per_view("evident_view_lag", "gauge", "Journal head position minus the view's position.",
+           [](const view_metrics& v) { return v.lag; });
+  per_view("evident_view_events_total", "counter", "Events projected by the view.",
+           [](const view_metrics& v) { return v.events; });
+  per_view("evident_view_events_per_second", "gauge",
+           "Events projected per second over the last window (about 1 s).",
+           [](const view_metrics& v) { return v.events_per_s; });
+  per_view("evident_view_errors_total", "counter",
+           "Projection or storage errors (the view stops at the first).",
+           [](const view_metrics& v) { return v.errors; });
+  per_view("evident_view_failed", "gauge", "1 when a projection error stopped the view.",
+           [](const view_metrics& v) { return v.failed ? uint64_t{1} : uint64_t{0}; });
+  sample(out, "evident_bus_events_total", "counter", "Events published by the event bus.",
+         m.bus.events);
+  sample(out, "evident_bus_subscribers", "gauge", "Live subscriptions on the event bus.",
+         m.bus.subscribers);
   // -- runtime
   sample(out, "evident_runtime_requests_total", "counter", "Appends and asks taken by the runtime.",
          m.requests);

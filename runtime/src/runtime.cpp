@@ -175,8 +175,16 @@ runtime::runtime(runtime_config cfg, runtime_hooks hooks) : cfg_(std::move(cfg))
     if (!writer_journal_)
       throw startup_error(error{errc::invalid_input, "runtime_hooks::wrap_journal returned null"});
   }
+  // The bus starts at the journal's head, so that a subscription that asks it before
+  // the first commit learns where live delivery begins.
+  auto head = journal_->last_position();
+  if (!head)
+    throw startup_error(head.err());
+  bus_ = spawn_event_bus(*sys_, *head);
+  commit_listener listener;
+  listener.actor = bus_;
   // validate(cfg_) checked the options, so this does not throw.
-  writer_ = spawn_journal_writer(*sys_, writer_journal_, cfg_.group_commit);
+  writer_ = spawn_journal_writer(*sys_, writer_journal_, cfg_.group_commit, std::move(listener));
 }
 
 expected<std::unique_ptr<runtime>> runtime::start(runtime_config cfg, runtime_hooks hooks) {
@@ -406,6 +414,93 @@ expected<aggregate_state> runtime::state_of_boxed(const std::string& type, const
   return result;
 }
 
+// -- views and subscriptions --------------------------------------------------------
+
+view_options runtime::default_view_options() const {
+  view_options o;
+  o.read_batch = cfg_.views.read_batch;
+  o.max_buffer_events = cfg_.views.max_buffer_events;
+  o.deliver_timeout = cfg_.views.deliver_timeout;
+  return o;
+}
+
+void runtime::register_view(std::shared_ptr<const view_model> model, view_options opts) {
+  if (!model)
+    throw std::invalid_argument("register_view: model is null");
+  std::lock_guard guard{mtx_};
+  if (phase_ != phase::running)
+    throw std::logic_error("register_view('" + std::string{model->name()}
+                           + "'): the runtime is not running");
+  for (const auto& v : views_)
+    if (v.name == model->name())
+      throw std::invalid_argument("register_view: a view named '" + std::string{model->name()}
+                                  + "' is registered already");
+  view_env env;
+  env.bus = bus_;
+  env.jnl = journal_;
+  env.env = journal_->env();
+  auto name = std::string{model->name()};
+  auto actor = spawn_view(*sys_, std::move(env), std::move(model), std::move(opts));
+  views_.push_back(view_entry{std::move(name), std::move(actor)});
+}
+
+caf::actor runtime::view(std::string_view name) const {
+  std::lock_guard guard{mtx_};
+  for (const auto& v : views_)
+    if (v.name == name)
+      return v.actor;
+  return {};
+}
+
+caf::actor runtime::subscribe(caf::actor subscriber, subscription_options opts) {
+  const subscription_options defaults_of_subscription;
+  if (opts.read_batch == defaults_of_subscription.read_batch)
+    opts.read_batch = cfg_.views.read_batch;
+  if (opts.max_buffer_events == defaults_of_subscription.max_buffer_events)
+    opts.max_buffer_events = cfg_.views.max_buffer_events;
+  if (opts.checkpoint_every == defaults_of_subscription.checkpoint_every)
+    opts.checkpoint_every = cfg_.views.checkpoint_every;
+  if (opts.checkpoint_interval == defaults_of_subscription.checkpoint_interval)
+    opts.checkpoint_interval = cfg_.views.checkpoint_interval;
+  if (opts.deliver_timeout == defaults_of_subscription.deliver_timeout)
+    opts.deliver_timeout = cfg_.views.deliver_timeout;
+  std::lock_guard guard{mtx_};
+  if (phase_ != phase::running)
+    throw std::logic_error("subscribe('" + opts.name + "'): the runtime is not running");
+  subscription_env env;
+  env.bus = bus_;
+  env.jnl = journal_;
+  env.checkpoints = std::make_shared<checkpoint_store>(journal_->env());
+  auto sub = spawn_subscription(*sys_, std::move(env), std::move(subscriber), std::move(opts));
+  subscriptions_.push_back(sub);
+  return sub;
+}
+
+expected<view_result> runtime::query_boxed(const std::string& view_name, view_query q,
+                                           uint64_t wait_for_position,
+                                           std::chrono::milliseconds timeout) {
+  if (auto err = enter_request())
+    return err;
+  scope_exit done{[this] { leave_request(); }};
+  auto dest = view(view_name);
+  if (!dest)
+    return error{errc::invalid_input, "no view named '" + view_name + "' is registered"};
+  expected<view_result> result{errc::timeout, "no answer from view '" + view_name + "'"};
+  caf::scoped_actor self{*sys_};
+  // The view times the wait itself (a precise timeout error); the request's own bound
+  // only catches a view that cannot answer at all.
+  self->request(dest, timeout + std::chrono::seconds{1}, query_atom::value, std::move(q),
+                wait_for_position, static_cast<int64_t>(timeout.count()))
+      .receive([&](view_result& r) { result = std::move(r); },
+               [&](caf::error& err) { result = from_caf_error(err); });
+  return result;
+}
+
+caf::actor runtime::bus() const {
+  std::lock_guard guard{mtx_};
+  return bus_;
+}
+
 // -- stopping -----------------------------------------------------------------------
 
 bool runtime::running() const noexcept {
@@ -430,11 +525,17 @@ status runtime::do_stop() {
   // 1. Refuse new requests.
   caf::actor router_handle;
   caf::actor writer_handle;
+  caf::actor bus_handle;
+  std::vector<view_entry> views;
+  std::vector<caf::actor> subscriptions;
   {
     std::lock_guard guard{mtx_};
     phase_ = phase::stopping;
     router_handle = router_;
     writer_handle = writer_;
+    bus_handle = bus_;
+    views = views_;
+    subscriptions = subscriptions_;
   }
   // 2. Let the requests in flight be answered: each has a finite timeout of its own, so
   //    this ends; the bound only caps how long stop() may take.
@@ -457,7 +558,22 @@ status runtime::do_stop() {
     }
     keep_first(stop_actor(router_handle, "aggregate router"));
   }
-  // 4. The writer commits and answers what it holds, then quits.
+  // 4. Views and raw subscriptions: each finishes the batch it is in (a durable view
+  //    commits rows and position together), managed checkpoints are saved on exit.
+  {
+    std::vector<view_metrics> vms;
+    for (const auto& v : views)
+      if (auto m = ask_metrics<view_metrics>(v.actor, metrics_bound))
+        vms.push_back(std::move(*m));
+    std::lock_guard guard{mtx_};
+    if (!vms.empty())
+      last_view_metrics_ = std::move(vms);
+  }
+  for (const auto& v : views)
+    keep_first(stop_actor(v.actor, "view"));
+  for (const auto& sub : subscriptions)
+    keep_first(stop_actor(sub, "subscription"));
+  // 5. The writer commits and answers what it holds, then quits.
   if (writer_handle) {
     if (auto m = ask_metrics<journal_writer_metrics>(writer_handle, metrics_bound)) {
       std::lock_guard guard{mtx_};
@@ -465,7 +581,15 @@ status runtime::do_stop() {
     }
     keep_first(stop_actor(writer_handle, "journal writer"));
   }
-  // 5. Close LMDB. The writer's state held the journal; aggregates and the snapshot
+  // 6. The bus (nothing publishes any more).
+  if (bus_handle) {
+    if (auto m = ask_metrics<event_bus_metrics>(bus_handle, metrics_bound)) {
+      std::lock_guard guard{mtx_};
+      last_bus_metrics_ = *m;
+    }
+    keep_first(stop_actor(bus_handle, "event bus"));
+  }
+  // 7. Close LMDB. The writer's state held the journal; aggregates and the snapshot
   //    writer (stopped by the router, but maybe still finishing) hold it through the
   //    router's context. The environment closes when the last of them lets go, and
   //    opening the same environment twice in one process is unsafe (LMDB's locks), so
@@ -548,16 +672,36 @@ runtime_metrics runtime::metrics() {
       router_handle = router_;
     }
   }
+  caf::actor bus_handle;
+  std::vector<view_entry> views;
+  {
+    std::lock_guard guard{mtx_};
+    if (phase_ == phase::running) {
+      bus_handle = bus_;
+      views = views_;
+    }
+  }
   auto wm = ask_metrics<journal_writer_metrics>(writer_handle, cfg_.requests.ask_timeout);
   auto rm = ask_metrics<router_metrics>(router_handle, cfg_.requests.ask_timeout);
+  auto bm = ask_metrics<event_bus_metrics>(bus_handle, cfg_.requests.ask_timeout);
+  std::vector<view_metrics> vms;
+  for (const auto& v : views)
+    if (auto x = ask_metrics<view_metrics>(v.actor, cfg_.requests.ask_timeout))
+      vms.push_back(std::move(*x));
   std::lock_guard guard{mtx_};
   if (wm)
     last_writer_metrics_ = *wm;
   if (rm)
     last_router_metrics_ = *rm;
+  if (bm)
+    last_bus_metrics_ = *bm;
+  if (!views.empty())
+    last_view_metrics_ = std::move(vms);
   m.running = phase_ == phase::running;
   m.writer = last_writer_metrics_;
   m.aggregates = last_router_metrics_;
+  m.views = last_view_metrics_;
+  m.bus = last_bus_metrics_;
   m.requests = requests_;
   m.refused_unavailable = refused_;
   return m;

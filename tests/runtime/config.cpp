@@ -67,6 +67,11 @@ const std::map<std::string, std::string>& every_key() {
       {"snapshots.keep_last", "5"},
       {"scheduler.threads", "1"},
       {"requests.ask_timeout", "1500ms"},
+      {"views.read_batch", "256"},
+      {"views.max_buffer_events", "4096"},
+      {"views.checkpoint_every", "100"},
+      {"views.checkpoint_interval", "250ms"},
+      {"views.deliver_timeout", "30s"},
       {"shutdown.drain_timeout", "1min"},
   };
   return values;
@@ -125,6 +130,11 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "snapshots.keep_last") == "2");
   BOOST_TEST(get(cfg, "scheduler.threads") == "2");
   BOOST_TEST(get(cfg, "requests.ask_timeout") == "5s");
+  BOOST_TEST(get(cfg, "views.read_batch") == "4096");
+  BOOST_TEST(get(cfg, "views.max_buffer_events") == "65536");
+  BOOST_TEST(get(cfg, "views.checkpoint_every") == "1000");
+  BOOST_TEST(get(cfg, "views.checkpoint_interval") == "1s");
+  BOOST_TEST(get(cfg, "views.deliver_timeout") == "1min");
   BOOST_TEST(get(cfg, "shutdown.drain_timeout") == "10s");
 }
 

@@ -30,4 +30,16 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 /// event_batch.hpp.
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 
+/// (subscribe_atom, caf::actor) -> uint64_t to the event bus; see event_bus.hpp.
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+
+/// (unsubscribe_atom, caf::actor) to the event bus; see event_bus.hpp.
+using unsubscribe_atom = caf::atom_constant<caf::atom("unsub")>;
+
+/// (query_atom, view_query, ...) -> view_result to a view; see view.hpp.
+using query_atom = caf::atom_constant<caf::atom("query")>;
+
+/// (reset_atom) -> uint64_t to a view: drop its rows and rebuild; see view.hpp.
+using reset_atom = caf::atom_constant<caf::atom("reset")>;
+
 } // namespace evident

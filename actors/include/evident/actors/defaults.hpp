@@ -65,3 +65,31 @@ inline constexpr uint64_t snapshot_every = 1'000;
 inline constexpr size_t snapshot_keep_last = 2;
 
 } // namespace evident::defaults::aggregate
+
+/// Defaults of subscriptions and views (see subscription.hpp and view.hpp).
+namespace evident::defaults::subscription {
+
+/// Positions read from the journal per catch-up step, and most events merged into one
+/// live delivery: 4,096. A durable view commits (fsyncs) once per delivery, so catch-up
+/// pays one commit per 4,096 events: measured by bench/view_bench (fsync, 1,000,000
+/// events), 1,024 gave ~170,000 projected events/s, 4,096 ~390,000. A batch of 4,096
+/// small events is ~1 MB in memory and a few ms of work, short enough for queries.
+inline constexpr size_t read_batch = 4'096;
+
+/// Most live events a subscription buffers while its subscriber is busy: 65,536 (a few
+/// MB). Past it the buffer is dropped and the subscription reads the journal again, so
+/// a slow subscriber costs memory up to this bound, never the writer's or others' time.
+inline constexpr size_t max_buffer_events = 65'536;
+
+/// Managed checkpoints are saved after this many positions: 1,000 ...
+inline constexpr uint64_t checkpoint_every = 1'000;
+
+/// ... or this long after the first unsaved one: 1 s. Each save is one LMDB commit, so
+/// these bound the commits a subscription adds and the events redelivered after a crash.
+inline constexpr long long checkpoint_interval_ms = 1'000;
+
+/// How long a subscription waits for its subscriber to answer one batch: 60 s. Past it
+/// the subscription stops with errc::timeout (the subscriber is stuck, not slow).
+inline constexpr long long deliver_timeout_ms = 60'000;
+
+} // namespace evident::defaults::subscription

@@ -134,6 +134,29 @@ struct runtime_config {
     std::chrono::milliseconds ask_timeout = defaults::runtime::ask_timeout;
   } requests;
 
+  // -- [views] ----------------------------------------------------------------------
+
+  /// Defaults of the views and subscriptions registered with the runtime (see
+  /// subscription.hpp and docs/views.md).
+  struct view_settings {
+    /// views.read_batch: positions per journal read while catching up, and most events
+    /// per live delivery (a durable view writes one transaction per delivery).
+    /// Default: 4,096.
+    size_t read_batch = defaults::subscription::read_batch;
+    /// views.max_buffer_events: live events a subscription holds for a busy subscriber;
+    /// past it it drops them and reads the journal again. Default: 65,536.
+    size_t max_buffer_events = defaults::subscription::max_buffer_events;
+    /// views.checkpoint_every: raw subscriptions with managed checkpoints save after
+    /// this many positions... Default: 1,000.
+    uint64_t checkpoint_every = defaults::subscription::checkpoint_every;
+    /// views.checkpoint_interval: ... or this long after the first unsaved one.
+    /// Default: 1 s.
+    std::chrono::milliseconds checkpoint_interval{defaults::subscription::checkpoint_interval_ms};
+    /// views.deliver_timeout: most time a view or subscriber may take for one batch;
+    /// past it the subscription stops with timeout. Default: 60 s.
+    std::chrono::milliseconds deliver_timeout{defaults::subscription::deliver_timeout_ms};
+  } views;
+
   // -- [shutdown] -------------------------------------------------------------------
 
   struct shutdown_options {

@@ -3,8 +3,12 @@
 #include "evident/actors/aggregate_router.hpp"
 #include "evident/actors/journal_writer.hpp"
 
+#include "evident/actors/event_bus.hpp"
+#include "evident/actors/view.hpp"
+
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace evident {
 
@@ -29,6 +33,16 @@ struct runtime_metrics {
   /// with the first ask). After `stop()`: the values from just before the router stopped.
   router_metrics aggregates;
 
+  // -- views ------------------------------------------------------------------------
+
+  /// One entry per registered view: position, head, lag (head - position), events,
+  /// events/s, errors, failed (see view_metrics). After `stop()`: the values from just
+  /// before the views stopped.
+  std::vector<view_metrics> views;
+
+  /// The event bus: batches and events published, subscribers, head.
+  event_bus_metrics bus;
+
   // -- runtime ----------------------------------------------------------------------
 
   /// Appends (and asks) taken by the runtime, and those it refused with
@@ -39,7 +53,8 @@ struct runtime_metrics {
 
 /// `m` in the Prometheus text exposition format (version 0.0.4): one `# HELP`/`# TYPE`
 /// pair per metric, names prefixed `evident_` (`evident_journal_*` for the writer,
-/// `evident_aggregate*` for the router, `evident_runtime_*`), the commit latency as a
+/// `evident_aggregate*` for the router, `evident_view_*` with a `view` label per view,
+/// `evident_bus_*`, `evident_runtime_*`), the commit latency as a
 /// histogram in seconds (`evident_journal_commit_duration_seconds`).
 std::string to_prometheus(const runtime_metrics& m);
 

@@ -23,15 +23,25 @@
 //   startup_error                  1. refuse new requests (errc::unavailable)
 //   (bad config,                   2. wait for requests in flight to be answered
 //    unopenable journal)           3. router: stop every aggregate, quit
-//                                  4. writer: commit and answer what it holds, quit
-//                                  5. close the snapshot store and the journal (LMDB)
+//                                  4. views and raw subscriptions: each finishes the
+//                                     batch it holds (rows + position committed
+//                                     together), managed checkpoints are saved
+//                                  5. writer: commit and answer what it holds, quit
+//                                  6. event bus
+//                                  7. close the snapshot store and the journal (LMDB)
+//
+// Views stop before the writer's last commit: what they miss is in the journal and
+// they catch up from their stored position at the next start (nothing lost).
 //
 // Each wait of a stop is bounded by `shutdown.drain_timeout`; past it the actor is
 // killed (what the writer held has an unknown outcome; nothing committed is lost).
 
 #include "evident/actors/aggregate.hpp"
 #include "evident/actors/aggregate_router.hpp"
+#include "evident/actors/event_bus.hpp"
+#include "evident/actors/subscription.hpp"
 #include "evident/actors/temporal.hpp"
+#include "evident/actors/view.hpp"
 #include "evident/persistence/journal.hpp"
 #include "evident/persistence/lmdb_journal.hpp"
 #include "evident/persistence/snapshot_store.hpp"
@@ -204,6 +214,68 @@ public:
                                                          const std::string& id, state_query q,
                                                          std::chrono::milliseconds timeout);
 
+  // -- views and subscriptions ------------------------------------------------------
+
+  /// Registers and starts the view `Spec` (see view.hpp). A durable view opens its rows
+  /// DB and resumes from its stored position; an in-memory view rebuilds from 0. It
+  /// stops with the runtime. `opts` defaults to the config's [views] settings.
+  /// Throws std::invalid_argument (a view of that name exists, bad options, or
+  /// Spec::register_events misuses its registry), std::logic_error (not running),
+  /// view_store_error (the rows DB or the stored position cannot be read).
+  template <view_spec Spec>
+  void register_view() {
+    register_view(make_view_model<Spec>(), default_view_options());
+  }
+  template <view_spec Spec>
+  void register_view(view_options opts) {
+    register_view(make_view_model<Spec>(), std::move(opts));
+  }
+
+  /// Registers a type-erased view model. Throws as the template does.
+  void register_view(std::shared_ptr<const view_model> model, view_options opts);
+
+  /// The [views] settings as view_options.
+  view_options default_view_options() const;
+
+  /// The view actor named `name` (view.hpp protocol); null when there is none.
+  caf::actor view(std::string_view name) const;
+
+  /// Starts a raw subscription feeding `subscriber` (event_batch.hpp protocol), with
+  /// managed checkpoints in this journal unless `opts` says otherwise. Fields left at
+  /// their subscription defaults take the config's [views] settings. It stops with the
+  /// runtime (before the writer), saving its checkpoint.
+  /// Throws std::invalid_argument (bad options), std::logic_error (not running).
+  caf::actor subscribe(caf::actor subscriber, subscription_options opts);
+
+  /// Asks the view `Spec` and waits for its answer: once the view has applied every
+  /// event up to `wait_for_position` (0: at once; pass an append's last_position to
+  /// read your own write). Waits at most `timeout` (default requests.ask_timeout).
+  /// Blocks the calling thread (request handlers of a daemon, tools, tests).
+  /// Fails with: invalid_input (no such view, or a result of another type), timeout
+  ///   (position not reached in time), corrupted (a projection threw: the view
+  ///   stopped), io_error, unavailable (the runtime is stopping or stopped).
+  template <view_spec Spec>
+  [[nodiscard]] expected<typename Spec::result>
+  query(typename Spec::query q, uint64_t wait_for_position = 0,
+        std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
+    auto r = query_boxed(std::string{Spec::name}, view_query{std::any{std::move(q)}},
+                         wait_for_position, timeout.value_or(cfg_.requests.ask_timeout));
+    if (!r)
+      return std::move(r).err();
+    if (const auto* x = std::any_cast<typename Spec::result>(&r->value))
+      return *x;
+    return error{errc::invalid_input,
+                 "the result of view '" + std::string{Spec::name} + "' has another type"};
+  }
+
+  /// `query` with the query and result boxed, by view name.
+  [[nodiscard]] expected<view_result> query_boxed(const std::string& view, view_query q,
+                                                  uint64_t wait_for_position,
+                                                  std::chrono::milliseconds timeout);
+
+  /// The event bus (event_bus.hpp), the writer's listener.
+  caf::actor bus() const;
+
   /// The aggregate router (aggregate_router.hpp protocol), for actors such as sagas.
   /// Starts it on the first call (registration ends then). Null once stopping.
   caf::actor router();
@@ -215,8 +287,9 @@ public:
 
   /// Graceful stop (see the lifecycle above). Idempotent: later calls (also concurrent
   /// ones, which wait for the first) return the first call's result. Each step waits at
-  /// most shutdown.drain_timeout, so a stop takes at most about 4 x drain_timeout, plus
-  /// 1 s per actor that had to be killed and a short metrics request to each actor.
+  /// most shutdown.drain_timeout, so a stop takes at most about (5 + views +
+  /// subscriptions) x drain_timeout, plus 1 s per actor that had to be killed and a short
+  /// metrics request to each actor.
   /// Fails with: timeout (naming the first step that ran out of time; the stop still
   ///   completes: stuck actors are killed, LMDB is closed as soon as nothing holds it).
   status stop();
@@ -314,6 +387,15 @@ private:
   std::vector<std::shared_ptr<const aggregate_model>> models_;
   caf::actor router_;
   bool router_started_ = false;
+  caf::actor bus_;
+  struct view_entry {
+    std::string name;
+    caf::actor actor;
+  };
+  std::vector<view_entry> views_;
+  std::vector<caf::actor> subscriptions_;
+  std::vector<view_metrics> last_view_metrics_;
+  event_bus_metrics last_bus_metrics_;
   journal_writer_metrics last_writer_metrics_;
   router_metrics last_router_metrics_;
 
