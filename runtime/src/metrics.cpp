@@ -149,6 +149,37 @@ std::string to_prometheus(const runtime_metrics& m) {
          m.bus.events);
   sample(out, "evident_bus_subscribers", "gauge", "Live subscriptions on the event bus.",
          m.bus.subscribers);
+  // -- sagas
+  if (!m.sagas.empty()) {
+    header(out, "evident_saga_instances", "gauge", "Saga instances per status.");
+    for (const auto& x : m.sagas) {
+      const auto& c = x.counters;
+      const std::pair<std::string_view, uint64_t> per_status[] = {
+        {"running", c.running},         {"waiting", c.waiting}, {"completed", c.completed},
+        {"compensated", c.compensated}, {"failed", c.failed},   {"parked", c.parked}};
+      for (const auto& [state, n] : per_status)
+        out += "evident_saga_instances{saga=\"" + x.name + "\",status=\"" + std::string{state}
+               + "\"} " + std::to_string(n) + "\n";
+    }
+  }
+  auto per_saga = [&](std::string_view name, std::string_view help, auto value) {
+    if (m.sagas.empty())
+      return;
+    header(out, name, "counter", help);
+    for (const auto& x : m.sagas)
+      out += std::string{name} + "{saga=\"" + x.name + "\"} " + std::to_string(value(x.counters))
+             + "\n";
+  };
+  per_saga("evident_saga_events_total", "Events handled by the saga manager.",
+           [](const saga_metrics& c) { return c.events; });
+  per_saga("evident_saga_commands_total", "Commands dispatched by sagas (retries included).",
+           [](const saga_metrics& c) { return c.commands; });
+  per_saga("evident_saga_retries_total", "Dispatches after a transient failure.",
+           [](const saga_metrics& c) { return c.retries; });
+  per_saga("evident_saga_parkings_total", "Saga instances parked after failures.",
+           [](const saga_metrics& c) { return c.parkings; });
+  per_saga("evident_saga_deadlines_fired_total", "Saga deadlines that expired and fired.",
+           [](const saga_metrics& c) { return c.deadlines_fired; });
   // -- runtime
   sample(out, "evident_runtime_requests_total", "counter", "Appends and asks taken by the runtime.",
          m.requests);

@@ -496,6 +496,84 @@ expected<view_result> runtime::query_boxed(const std::string& view_name, view_qu
   return result;
 }
 
+// -- sagas --------------------------------------------------------------------------
+
+void runtime::register_saga(std::shared_ptr<const saga_model> model, saga_options opts,
+                            std::shared_ptr<const saga_clock> clock) {
+  if (!model)
+    throw std::invalid_argument("register_saga: model is null");
+  auto name = std::string{model->name()};
+  caf::actor manager;
+  {
+    std::lock_guard guard{mtx_};
+    if (phase_ != phase::running)
+      throw std::logic_error("register_saga('" + name + "'): the runtime is not running");
+    for (const auto& x : sagas_)
+      if (x.name == name)
+        throw std::invalid_argument("register_saga: a saga named '" + name
+                                    + "' is registered already");
+    saga_env env;
+    env.writer = writer_;
+    env.journal = journal_;
+    env.router = router_locked();
+    env.clock = std::move(clock);
+    env.options = std::move(opts);
+    manager = spawn_saga_manager(*sys_, std::move(env), model);
+  }
+  subscription_options so;
+  so.name = saga_subscription_name(*model);
+  so.filter.predicate = [model](const recorded_event& e) { return model->knows(e.type); };
+  auto sub = subscribe(manager, std::move(so));
+  std::lock_guard guard{mtx_};
+  // subscribe() keeps the subscription for the views' stop step; a saga's subscription
+  // stops earlier, with its manager, so it moves to the saga's entry.
+  std::erase(subscriptions_, sub);
+  sagas_.push_back(saga_entry{std::move(name), std::move(manager), std::move(sub)});
+}
+
+caf::actor runtime::saga_manager(std::string_view name) const {
+  std::lock_guard guard{mtx_};
+  for (const auto& x : sagas_)
+    if (x.name == name)
+      return x.manager;
+  return {};
+}
+
+template <class T, class... Ts>
+expected<T> runtime::ask_saga(const std::string& name, std::chrono::milliseconds timeout,
+                              Ts&&... xs) {
+  if (auto err = enter_request())
+    return err;
+  scope_exit done{[this] { leave_request(); }};
+  auto dest = saga_manager(name);
+  if (!dest)
+    return error{errc::invalid_input, "no saga named '" + name + "' is registered"};
+  expected<T> result{errc::timeout, "no answer from the manager of saga '" + name + "'"};
+  caf::scoped_actor self{*sys_};
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& r) { result = std::move(r); },
+               [&](caf::error& err) { result = from_caf_error(err); });
+  return result;
+}
+
+expected<std::vector<saga_summary>> runtime::saga_list(const std::string& name, saga_query q) {
+  return ask_saga<std::vector<saga_summary>>(name, cfg_.requests.ask_timeout,
+                                             saga_list_atom::value, std::move(q));
+}
+
+expected<saga_detail> runtime::saga_show(const std::string& name, const std::string& key) {
+  return ask_saga<saga_detail>(name, cfg_.requests.ask_timeout, saga_show_atom::value, key);
+}
+
+expected<saga_summary> runtime::saga_retry(const std::string& name, const std::string& key) {
+  return ask_saga<saga_summary>(name, cfg_.requests.ask_timeout, saga_retry_atom::value, key);
+}
+
+expected<saga_summary> runtime::saga_wait(const std::string& name, const std::string& key,
+                                          std::chrono::milliseconds timeout) {
+  return ask_saga<saga_summary>(name, timeout, saga_wait_atom::value, key);
+}
+
 caf::actor runtime::bus() const {
   std::lock_guard guard{mtx_};
   return bus_;
@@ -528,6 +606,7 @@ status runtime::do_stop() {
   caf::actor bus_handle;
   std::vector<view_entry> views;
   std::vector<caf::actor> subscriptions;
+  std::vector<saga_entry> sagas;
   {
     std::lock_guard guard{mtx_};
     phase_ = phase::stopping;
@@ -536,6 +615,7 @@ status runtime::do_stop() {
     bus_handle = bus_;
     views = views_;
     subscriptions = subscriptions_;
+    sagas = sagas_;
   }
   // 2. Let the requests in flight be answered: each has a finite timeout of its own, so
   //    this ends; the bound only caps how long stop() may take.
@@ -550,7 +630,23 @@ status runtime::do_stop() {
   // The last counters (nothing answers them after its exit). Best effort with a short
   // bound: an actor stuck in a commit gets its exit anyway.
   auto metrics_bound = std::min(cfg_.requests.ask_timeout, cfg_.shutdown.drain_timeout);
-  // 3. The router stops every aggregate (each answers what it holds), then quits.
+  // 3. Sagas: each subscription, then its manager. Before the router, so that no saga
+  //    sees its commands fail because the router went away (that would count towards
+  //    parking); progress appends already sent still commit (the writer stops later).
+  {
+    std::vector<named_saga_metrics> sms;
+    for (const auto& x : sagas)
+      if (auto m = ask_metrics<saga_metrics>(x.manager, metrics_bound))
+        sms.push_back(named_saga_metrics{x.name, *m});
+    std::lock_guard guard{mtx_};
+    if (!sms.empty())
+      last_saga_metrics_ = std::move(sms);
+  }
+  for (const auto& x : sagas) {
+    keep_first(stop_actor(x.subscription, "saga subscription"));
+    keep_first(stop_actor(x.manager, "saga manager"));
+  }
+  // 3b. The router stops every aggregate (each answers what it holds), then quits.
   if (router_handle) {
     if (auto m = ask_metrics<router_metrics>(router_handle, metrics_bound)) {
       std::lock_guard guard{mtx_};
@@ -674,11 +770,13 @@ runtime_metrics runtime::metrics() {
   }
   caf::actor bus_handle;
   std::vector<view_entry> views;
+  std::vector<saga_entry> sagas;
   {
     std::lock_guard guard{mtx_};
     if (phase_ == phase::running) {
       bus_handle = bus_;
       views = views_;
+      sagas = sagas_;
     }
   }
   auto wm = ask_metrics<journal_writer_metrics>(writer_handle, cfg_.requests.ask_timeout);
@@ -688,9 +786,15 @@ runtime_metrics runtime::metrics() {
   for (const auto& v : views)
     if (auto x = ask_metrics<view_metrics>(v.actor, cfg_.requests.ask_timeout))
       vms.push_back(std::move(*x));
+  std::vector<named_saga_metrics> sms;
+  for (const auto& x : sagas)
+    if (auto y = ask_metrics<saga_metrics>(x.manager, cfg_.requests.ask_timeout))
+      sms.push_back(named_saga_metrics{x.name, *y});
   std::lock_guard guard{mtx_};
   if (wm)
     last_writer_metrics_ = *wm;
+  if (!sagas.empty())
+    last_saga_metrics_ = std::move(sms);
   if (rm)
     last_router_metrics_ = *rm;
   if (bm)
@@ -702,6 +806,7 @@ runtime_metrics runtime::metrics() {
   m.aggregates = last_router_metrics_;
   m.views = last_view_metrics_;
   m.bus = last_bus_metrics_;
+  m.sagas = last_saga_metrics_;
   m.requests = requests_;
   m.refused_unavailable = refused_;
   return m;

@@ -5,12 +5,19 @@
 
 #include "evident/actors/event_bus.hpp"
 #include "evident/actors/view.hpp"
+#include "evident/sagas/saga_manager.hpp"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace evident {
+
+/// The counters of one saga type's manager.
+struct named_saga_metrics {
+  std::string name;
+  saga_metrics counters;
+};
 
 /// A snapshot of a node's counters, taken by `runtime::metrics()`. Counters count since
 /// the runtime started; gauges say how things are now.
@@ -43,6 +50,12 @@ struct runtime_metrics {
   /// The event bus: batches and events published, subscribers, head.
   event_bus_metrics bus;
 
+  // -- sagas ------------------------------------------------------------------------
+
+  /// One entry per registered saga type: instances per status and counters (see
+  /// saga_metrics). After `stop()`: the values from just before the sagas stopped.
+  std::vector<named_saga_metrics> sagas;
+
   // -- runtime ----------------------------------------------------------------------
 
   /// Appends (and asks) taken by the runtime, and those it refused with
@@ -54,7 +67,7 @@ struct runtime_metrics {
 /// `m` in the Prometheus text exposition format (version 0.0.4): one `# HELP`/`# TYPE`
 /// pair per metric, names prefixed `evident_` (`evident_journal_*` for the writer,
 /// `evident_aggregate*` for the router, `evident_view_*` with a `view` label per view,
-/// `evident_bus_*`, `evident_runtime_*`), the commit latency as a
+/// `evident_bus_*`, `evident_saga_*` with a `saga` label, `evident_runtime_*`), the commit latency as a
 /// histogram in seconds (`evident_journal_commit_duration_seconds`).
 std::string to_prometheus(const runtime_metrics& m);
 

@@ -22,7 +22,9 @@
 //        │                                 │
 //   startup_error                  1. refuse new requests (errc::unavailable)
 //   (bad config,                   2. wait for requests in flight to be answered
-//    unopenable journal)           3. router: stop every aggregate, quit
+//    unopenable journal)           3. sagas: subscription, then manager (appends
+//                                     already sent still commit: the writer is alive)
+//                                  3b. router: stop every aggregate, quit
 //                                  4. views and raw subscriptions: each finishes the
 //                                     batch it holds (rows + position committed
 //                                     together), managed checkpoints are saved
@@ -42,6 +44,8 @@
 #include "evident/actors/subscription.hpp"
 #include "evident/actors/temporal.hpp"
 #include "evident/actors/view.hpp"
+#include "evident/sagas/saga.hpp"
+#include "evident/sagas/saga_manager.hpp"
 #include "evident/persistence/journal.hpp"
 #include "evident/persistence/lmdb_journal.hpp"
 #include "evident/persistence/snapshot_store.hpp"
@@ -273,6 +277,46 @@ public:
                                                   uint64_t wait_for_position,
                                                   std::chrono::milliseconds timeout);
 
+  // -- sagas ------------------------------------------------------------------------
+
+  /// Registers and starts the saga type `Spec` (see sagas/saga.hpp): its manager
+  /// recovers every unfinished instance from the journal, then a subscription named
+  /// "saga.<name>" (managed checkpoint, filtered on the saga's event types) feeds it.
+  /// Commands go through the aggregate router: register the aggregates the saga talks
+  /// to first (this starts the router, which ends aggregate registration).
+  /// Throws std::logic_error when the runtime is not running, std::invalid_argument when
+  /// a saga of that name exists or `opts` is invalid.
+  template <saga_spec Spec>
+  void register_saga(saga_options opts = {}) {
+    register_saga(make_saga_model<Spec>(), std::move(opts));
+  }
+
+  /// Registers a type-erased saga model. Throws as the template does.
+  void register_saga(std::shared_ptr<const saga_model> model, saga_options opts,
+                     std::shared_ptr<const saga_clock> clock = nullptr);
+
+  /// The manager of saga type `name` (saga_manager.hpp protocol); null when none.
+  caf::actor saga_manager(std::string_view name) const;
+
+  /// Instances of saga type `name` (by status, at most `q.limit`), waiting at most
+  /// `requests.ask_timeout`. Fails with invalid_input (no such saga type), timeout,
+  /// unavailable.
+  [[nodiscard]] expected<std::vector<saga_summary>> saga_list(const std::string& name,
+                                                              saga_query q = {});
+
+  /// One instance of saga type `name` with its history. Fails with invalid_input (no
+  /// such type or key), timeout, unavailable.
+  [[nodiscard]] expected<saga_detail> saga_show(const std::string& name, const std::string& key);
+
+  /// Un-parks a parked instance (operator retry). Fails with invalid_input (unknown or
+  /// not parked), timeout, unavailable.
+  [[nodiscard]] expected<saga_summary> saga_retry(const std::string& name,
+                                                  const std::string& key);
+
+  /// Waits (at most `timeout`) until the instance ended or was parked.
+  [[nodiscard]] expected<saga_summary> saga_wait(const std::string& name, const std::string& key,
+                                                 std::chrono::milliseconds timeout);
+
   /// The event bus (event_bus.hpp), the writer's listener.
   caf::actor bus() const;
 
@@ -394,6 +438,16 @@ private:
   };
   std::vector<view_entry> views_;
   std::vector<caf::actor> subscriptions_;
+  struct saga_entry {
+    std::string name;
+    caf::actor manager;
+    caf::actor subscription;
+  };
+  std::vector<saga_entry> sagas_;
+  std::vector<named_saga_metrics> last_saga_metrics_;
+  /// Asks the manager of saga type `name` and waits for a `T` (saga_* helpers).
+  template <class T, class... Ts>
+  expected<T> ask_saga(const std::string& name, std::chrono::milliseconds timeout, Ts&&... xs);
   std::vector<view_metrics> last_view_metrics_;
   event_bus_metrics last_bus_metrics_;
   journal_writer_metrics last_writer_metrics_;
