@@ -3,6 +3,7 @@
 # durable storage (fsync per group commit, the default), driven by Debian's wrk.
 #
 #   bench/bank_load.sh [--duration 15s] [--connections 64] [--threads 2] [--accounts 1000]
+#                      [--http-threads N] [--config FILE]   (passed on to evident-bank)
 #
 # Builds nothing: uses $EVIDENT_BANK or build/samples/evident-bank. Starts the daemon on
 # a temporary data directory and a free loopback port, opens the accounts, measures a
@@ -12,14 +13,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bank=${EVIDENT_BANK:-$root/build/samples/evident-bank}
-duration=15s connections=64 threads=2 accounts=1000 http_threads=64
+duration=15s connections=64 threads=2 accounts=1000
+bank_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --accounts) accounts=$2; shift 2 ;;
-    --http-threads) http_threads=$2; shift 2 ;;
+    --http-threads) bank_args+=(--http-threads "$2"); shift 2 ;;
+    --config) bank_args+=(--config "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bank" --listen 127.0.0.1:0 --data "$work/data" --http-threads "$http_threads" \
+"$bank" --listen 127.0.0.1:0 --data "$work/data" ${bank_args[@]+"${bank_args[@]}"} \
   >"$work/bank.log" 2>&1 &
 pid=$!
 url=""
@@ -80,15 +83,44 @@ field_non2xx() {
   echo $((n + e))
 }
 
+# The journal's counters: appends, commits, seconds spent committing (fsync included).
+scrape() {
+  python3 - "$url" <<'PY'
+import http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+c.request("GET", "/metrics"); text = c.getresponse().read().decode()
+v = {}
+for line in text.splitlines():
+    if line and not line.startswith("#"):
+        name, _, value = line.rpartition(" ")
+        v[name] = value
+print(v.get("evident_journal_appends_total", 0), v.get("evident_journal_commits_total", 0),
+      v.get("evident_journal_commit_duration_seconds_sum", 0))
+PY
+}
+
 echo "--- baseline: GET /healthz, 5s (the HTTP layer without the runtime)"
 path=/healthz run_wrk 5s | tee "$work/base.txt"
-echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+read -r appends0 commits0 commit_s0 < <(scrape)
+echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration (load $load_before)"
 path="" ACCOUNTS=$accounts run_wrk "$duration" -s "$root/bench/bank_load/deposits.lua" | tee "$work/load.txt"
+read -r appends1 commits1 commit_s1 < <(scrape)
+load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 base_rps=$(field_rps "$work/base.txt")
 rps=$(field_rps "$work/load.txt")
 p99=$(field_p99_ms "$work/load.txt")
 non2xx=$(field_non2xx "$work/load.txt")
+# Deposits per commit and the mean commit time: with 64 connections at most 64 deposits
+# wait for one commit, so throughput <= 64 / commit time; a slow disk (fsync) caps it.
+per_commit=$(awk -v a=$((appends1 - appends0)) -v c=$((commits1 - commits0)) \
+  'BEGIN { printf "%.1f", (c > 0) ? a / c : 0 }')
+commit_ms=$(awk -v s0="$commit_s0" -v s1="$commit_s1" -v c=$((commits1 - commits0)) \
+  'BEGIN { printf "%.2f", (c > 0) ? (s1 - s0) * 1000 / c : 0 }')
+echo "daemon: $((appends1 - appends0)) deposits in $((commits1 - commits0)) commits" \
+  "($per_commit per commit, $commit_ms ms per commit)"
 
 # The daemon's own count of what it answered, as a cross-check of wrk's figures.
 python3 - "$url" <<'PY' || true
@@ -97,8 +129,7 @@ u = urllib.parse.urlparse(sys.argv[1])
 c = http.client.HTTPConnection(u.hostname, u.port)
 c.request("GET", "/metrics"); text = c.getresponse().read().decode()
 for line in text.splitlines():
-    if line.startswith(("evident_bank_http_responses_total", "evident_journal_commits_total",
-                        "evident_journal_appends_total")):
+    if line.startswith("evident_bank_http_responses_total"):
         print("daemon:", line)
 PY
 
@@ -116,5 +147,8 @@ echo "deposits/s      $rps (target >= 20000) $(verdict "$ok_rps")"
 echo "p99             ${p99} ms (target <= 25) $(verdict "$ok_p99")"
 echo "non-2xx         $non2xx (target 0) $(verdict "$ok_non")"
 echo "vs /healthz     $ratio of $base_rps req/s (same run)"
-printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s}\n' \
+echo "machine load    $load_before before, $load_after after (2 cores; others' work counts)"
+printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
   "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"
+printf '"deposits_per_commit":%s,"commit_ms":%s,"load_before":%s,"load_after":%s}\n' \
+  "$per_commit" "$commit_ms" "$load_before" "$load_after"

@@ -10,6 +10,93 @@ using evident::errc;
 using evident::error;
 using nlohmann::json;
 
+// -- requests -------------------------------------------------------------------------
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+// %XX -> the byte; a malformed escape stays as written (the id rules then see '%').
+// In a query, '+' is a space (HTML forms); in a path it is a '+'.
+std::string percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      int hi = hex_value(in[i + 1]);
+      int lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+const std::string empty_string;
+
+} // namespace
+
+request::request(message msg) : msg_(std::move(msg)) {
+  method_ = std::string{msg_.method_string()};
+  std::string_view target{msg_.target().data(), msg_.target().size()};
+  auto q = target.find('?');
+  path_ = percent_decode(target.substr(0, q), false);
+  if (q == std::string_view::npos)
+    return;
+  auto query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    if (!pair.empty()) {
+      auto eq = pair.find('=');
+      params_.emplace_back(
+          percent_decode(pair.substr(0, eq), true),
+          eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), true));
+    }
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+bool request::has_header(std::string_view name) const {
+  return msg_.find(boost::beast::string_view{name.data(), name.size()}) != msg_.end();
+}
+
+std::string_view request::header(std::string_view name) const {
+  auto it = msg_.find(boost::beast::string_view{name.data(), name.size()});
+  if (it == msg_.end())
+    return {};
+  return {it->value().data(), it->value().size()};
+}
+
+bool request::has_param(std::string_view name) const {
+  for (const auto& [k, v] : params_)
+    if (k == name)
+      return true;
+  return false;
+}
+
+const std::string& request::param(std::string_view name) const {
+  for (const auto& [k, v] : params_)
+    if (k == name)
+      return v;
+  return empty_string;
+}
+
 // -- route table --------------------------------------------------------------------
 
 namespace {
@@ -31,57 +118,72 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return out;
 }
 
+std::vector<std::string> pattern_segments(std::string_view pattern) {
+  std::vector<std::string> out;
+  for (auto seg : split_path(pattern))
+    out.emplace_back(seg.size() > 1 && seg.front() == '{' ? std::string_view{"{}"} : seg);
+  return out;
+}
+
 } // namespace
 
 void route_table::add(std::string method, std::string_view pattern, route_handler handler) {
-  route r{std::move(method), {}, std::move(handler)};
-  for (auto seg : split_path(pattern))
-    r.segments.emplace_back(seg.size() > 1 && seg.front() == '{' ? std::string_view{"{}"} : seg);
-  routes_.push_back(std::move(r));
+  routes_.push_back(route{std::move(method), pattern_segments(pattern), std::move(handler), {}});
 }
 
-void route_table::dispatch(const httplib::Request& req, httplib::Response& res) const {
-  auto segs = split_path(req.path);
+void route_table::add_async(std::string method, std::string_view pattern,
+                            async_route_handler handler) {
+  routes_.push_back(route{std::move(method), pattern_segments(pattern), {}, std::move(handler)});
+}
+
+route_table::match_result route_table::match(const request& req) const {
+  match_result out;
+  auto segs = split_path(req.path());
   std::string allow;
-  route_params params;
   for (const auto& r : routes_) {
     if (r.segments.size() != segs.size())
       continue;
-    params.clear();
+    out.params.clear();
     bool match = true;
     for (size_t i = 0; i < segs.size() && match; ++i) {
       if (r.segments[i] == "{}") {
         match = !segs[i].empty();
-        params.emplace_back(segs[i]);
+        out.params.emplace_back(segs[i]);
       } else {
         match = r.segments[i] == segs[i];
       }
     }
     if (!match)
       continue;
-    if (r.method == req.method) {
-      r.handler(req, params, res);
-      return;
+    if (r.method == req.method()) {
+      if (r.async)
+        out.async = &r.async;
+      else
+        out.blocking = &r.blocking;
+      return out;
     }
     allow += allow.empty() ? r.method : ", " + r.method;
   }
+  out.params.clear();
   if (!allow.empty()) {
-    res.set_header("Allow", allow);
-    send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
-    return;
+    out.error.set_header("Allow", allow);
+    send_error(out.error, 405, "method_not_allowed",
+               req.method() + " is not allowed on " + req.path());
+    return out;
   }
-  send_error(res, 404, "not_found", "no route " + req.method + " " + req.path);
+  send_error(out.error, 404, "not_found", "no route " + req.method() + " " + req.path());
+  return out;
 }
 
 // -- answers ------------------------------------------------------------------------
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(response& res, int status, const json& body) {
   res.status = status;
   // Invalid UTF-8 in a stored string (ids are bytes) is replaced, never thrown on.
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void send_error(httplib::Response& res, int status, std::string_view code, std::string_view message,
+void send_error(response& res, int status, std::string_view code, std::string_view message,
                 json extra) {
   json body = std::move(extra);
   body["error"] = code;
@@ -112,7 +214,7 @@ int status_of(const error& err) {
   }
 }
 
-void send_failure(httplib::Response& res, const error& err) {
+void send_failure(response& res, const error& err) {
   int status = status_of(err);
   if (status == 503)
     res.set_header("Retry-After", "1");
@@ -135,13 +237,13 @@ std::optional<std::string> check_id(std::string_view id, std::string_view what) 
   return std::nullopt;
 }
 
-evident::expected<json> parse_object(const httplib::Request& req, bool empty_ok) {
-  if (req.body.empty()) {
+evident::expected<json> parse_object(const request& req, bool empty_ok) {
+  if (req.body().empty()) {
     if (empty_ok)
       return json::object();
     return error{errc::invalid_input, "the request body is empty; a JSON object is expected"};
   }
-  auto body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  auto body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded())
     return error{errc::invalid_input, "the request body is not valid JSON"};
   if (!body.is_object())
@@ -191,10 +293,10 @@ evident::expected<uint64_t> parse_uint(std::string_view text, std::string_view w
   return n;
 }
 
-evident::expected<std::optional<uint64_t>> if_match(const httplib::Request& req) {
+evident::expected<std::optional<uint64_t>> if_match(const request& req) {
   if (!req.has_header("If-Match"))
     return std::optional<uint64_t>{};
-  std::string_view v = req.get_header_value("If-Match");
+  std::string_view v = req.header("If-Match");
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"')
     v = v.substr(1, v.size() - 2);
   auto n = parse_uint(v, "If-Match");

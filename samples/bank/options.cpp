@@ -16,10 +16,10 @@ std::string usage() {
          "  --data DIR            the LMDB data directory (default ./data)\n"
          "  --config FILE         an INI file: the runtime's sections (see\n"
          "                        samples/evident.ini) plus [http] listen, token,\n"
-         "                        threads, max_body\n"
+         "                        threads, blocking_threads, max_body\n"
          "  --token T             require 'Authorization: Bearer T' on every request\n"
-         "  --http-threads N      HTTP worker threads (default 64; one per keep-alive\n"
-         "                        connection being served)\n"
+         "  --http-threads N      HTTP I/O threads (default 1; connections are\n"
+         "                        multiplexed on them)\n"
          "  --durability MODE     fsync (default) | no_meta_sync | no_sync\n"
          "  --help                this text\n";
 }
@@ -79,9 +79,18 @@ evident::status set_http_key(http_options& http, std::string_view key, std::stri
     auto n = parse_count("http.threads", value);
     if (!n)
       return n.err();
-    if (*n < 1 || *n > 4096)
-      return bad("http.threads: must be between 1 and 4096");
+    if (*n < 1 || *n > 64)
+      return bad("http.threads: must be between 1 and 64");
     http.threads = static_cast<size_t>(*n);
+    return {};
+  }
+  if (key == "blocking_threads") {
+    auto n = parse_count("http.blocking_threads", value);
+    if (!n)
+      return n.err();
+    if (*n < 1 || *n > 256)
+      return bad("http.blocking_threads: must be between 1 and 256");
+    http.blocking_threads = static_cast<size_t>(*n);
     return {};
   }
   if (key == "max_body") {
@@ -93,7 +102,8 @@ evident::status set_http_key(http_options& http, std::string_view key, std::stri
     http.max_body = static_cast<size_t>(*n);
     return {};
   }
-  return bad("http." + std::string{key} + ": unknown key (listen, token, threads, max_body)");
+  return bad("http." + std::string{key}
+             + ": unknown key (listen, token, threads, blocking_threads, max_body)");
 }
 
 // The file is the runtime's strict INI plus an [http] section. The [http] lines are taken
@@ -149,6 +159,7 @@ evident::status parse_listen(std::string_view text, http_options& out) {
 
 evident::expected<bank_options> parse_options(const std::vector<std::string>& args) {
   bank_options out;
+  out.runtime.scheduler.threads = bank_scheduler_threads;
   // The config file first, wherever --config stands, so that flags override it.
   std::vector<std::pair<std::string, std::string>> flags;
   for (size_t i = 0; i < args.size(); ++i) {

@@ -9,7 +9,8 @@
 //   [http]                      # in the config file, beside the runtime's sections
 //   listen = 127.0.0.1:8080
 //   token = s3cret              # empty: no authentication
-//   threads = 64                # HTTP worker threads (each keep-alive connection holds one)
+//   threads = 1                 # HTTP I/O threads (connections are multiplexed on them)
+//   blocking_threads = 4        # threads for the routes that block (events, metrics)
 //   max_body = 64KiB            # larger request bodies get 413
 
 #include "evident/persistence/errc.hpp"
@@ -30,12 +31,25 @@ struct http_options {
   int port = 8080;
   /// When set, every request needs `Authorization: Bearer <token>`. Default: none.
   std::string token;
-  /// HTTP worker threads. A keep-alive connection holds one thread while it is open,
-  /// so this bounds the clients served at once; 64 matches the load benchmark.
-  size_t threads = 64;
+  /// HTTP I/O threads: they accept, parse, route and write; every connection is
+  /// multiplexed on them and none waits for the runtime. One keeps a 2-core machine's
+  /// second core for the actors and the journal writer (1 to 64). Default: 1.
+  size_t threads = 1;
+  /// Threads for the routes that block (the event history reads LMDB, /metrics asks
+  /// the runtime synchronously); at most this many such requests run at once, the
+  /// others wait their turn (1 to 256). Default: 4.
+  size_t blocking_threads = 4;
   /// Largest request body accepted; more gets 413. Default: 64 KiB.
   size_t max_body = 64 * 1024;
 };
+
+/// The bank's default for the runtime's scheduler.threads (the runtime's own is 2): one
+/// CAF worker. The daemon already runs an HTTP I/O thread and the journal writer's
+/// thread; on the 2-core reference machine, shared with the load generator, a second
+/// worker only added work stealing and 50 us polling sleeps: bench/bank_load.sh gave
+/// 12,100-12,400 deposits/s with one worker against 6,900-7,500 with two (same
+/// window, busy machine). `[scheduler] threads` in the config file overrides it.
+inline constexpr size_t bank_scheduler_threads = 1;
 
 struct bank_options {
   http_options http;

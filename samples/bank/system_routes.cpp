@@ -1,4 +1,6 @@
-// Operational routes: GET /healthz and GET /metrics (Prometheus text format).
+// Operational routes: GET /healthz (answered on the I/O thread: it measures the HTTP
+// layer alone) and GET /metrics (Prometheus text format; on the blocking pool, because
+// the runtime's metrics are asked synchronously).
 
 #include "http.hpp"
 
@@ -8,15 +10,16 @@ namespace bank {
 
 namespace {
 
-void healthz(bank_context& ctx, httplib::Response& res) {
-  if (!ctx.rt.running()) {
+void healthz(bank_context& ctx, const responder& done) {
+  response res;
+  if (!ctx.rt.running())
     send_error(res, 503, "unavailable", "the daemon is stopping");
-    return;
-  }
-  send_json(res, 200, nlohmann::json{{"status", "ok"}});
+  else
+    send_json(res, 200, nlohmann::json{{"status", "ok"}});
+  done(std::move(res));
 }
 
-void metrics(bank_context& ctx, httplib::Response& res) {
+void metrics(bank_context& ctx, response& res) {
   // The runtime's metrics ask the writer and the router (each bounded by
   // requests.ask_timeout); the HTTP counters are this process's own.
   auto text = evident::to_prometheus(ctx.rt.metrics());
@@ -32,7 +35,8 @@ void metrics(bank_context& ctx, httplib::Response& res) {
 } // namespace
 
 void add_system_routes(route_table& routes, bank_context& ctx) {
-  routes.add("GET", "/healthz", [&ctx](const auto&, const auto&, auto& res) { healthz(ctx, res); });
+  routes.add_async("GET", "/healthz",
+                   [&ctx](const auto&, const auto&, const auto& done) { healthz(ctx, done); });
   routes.add("GET", "/metrics", [&ctx](const auto&, const auto&, auto& res) { metrics(ctx, res); });
 }
 

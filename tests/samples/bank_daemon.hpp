@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +91,9 @@ public:
   httplib::Client client() const {
     httplib::Client c{"127.0.0.1", port_};
     c.set_keep_alive(true);
+    // httplib writes headers and body in two sends: without this, Nagle holds the body
+    // until the daemon's delayed ACK (40 ms a request).
+    c.set_tcp_nodelay(true);
     c.set_connection_timeout(std::chrono::seconds{5});
     c.set_read_timeout(std::chrono::seconds{10});
     c.set_write_timeout(std::chrono::seconds{10});
@@ -160,6 +166,107 @@ private:
   int port_ = 0;
   bool exited_ = false;
   int status_ = 0;
+};
+
+/// A plain TCP connection to 127.0.0.1:port, for what an HTTP client library will not
+/// send (malformed requests, pipelining, headers without their body). Every read is
+/// bounded by a deadline.
+class raw_connection {
+public:
+  explicit raw_connection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0)
+      throw std::runtime_error("socket failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(fd_);
+      throw std::runtime_error("connect failed");
+    }
+  }
+  ~raw_connection() {
+    ::close(fd_);
+  }
+  raw_connection(const raw_connection&) = delete;
+  raw_connection& operator=(const raw_connection&) = delete;
+
+  /// Sends all of `bytes`; false when the peer is gone.
+  bool send(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      auto n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  /// Everything the peer sends until it closes the connection or `timeout` passes.
+  /// `closed()` says which.
+  std::string read_until_closed(std::chrono::milliseconds timeout) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (read_some(out, deadline) > 0) {
+      // more
+    }
+    return out;
+  }
+
+  /// One whole response (headers and a Content-Length body), or what came until the
+  /// peer closed or `timeout` passed.
+  std::string read_response(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto end = buf_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t length = 0;
+        auto at = buf_.find("Content-Length: ");
+        if (at != std::string::npos && at < end)
+          length = std::stoul(buf_.substr(at + 16));
+        if (buf_.size() >= end + 4 + length) {
+          auto out = buf_.substr(0, end + 4 + length);
+          buf_.erase(0, end + 4 + length);
+          return out;
+        }
+      }
+      if (read_some(buf_, deadline) <= 0) {
+        auto out = std::move(buf_);
+        buf_.clear();
+        return out;
+      }
+    }
+  }
+
+  bool closed() const noexcept {
+    return closed_;
+  }
+
+private:
+  // Appends what arrives before `deadline` to `out`; 0 on close or timeout.
+  ssize_t read_some(std::string& out, std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return 0;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      return 0;
+    char chunk[4096];
+    auto n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      closed_ = true;
+      return 0;
+    }
+    out.append(chunk, static_cast<size_t>(n));
+    return n;
+  }
+
+  int fd_ = -1;
+  bool closed_ = false;
+  std::string buf_;
 };
 
 /// A parsed JSON body (null when it is not JSON).
