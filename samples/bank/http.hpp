@@ -183,11 +183,13 @@ private:
 };
 
 /// A route group: adds its routes to the table. One file per group (account_routes.cpp,
-/// system_routes.cpp, and later report and transfer routes).
+/// system_routes.cpp, transfer_routes.cpp, report_routes.cpp).
 using route_group = void (*)(route_table&, bank_context&);
 
 void add_account_routes(route_table& routes, bank_context& ctx);
 void add_system_routes(route_table& routes, bank_context& ctx);
+void add_transfer_routes(route_table& routes, bank_context& ctx);
+void add_report_routes(route_table& routes, bank_context& ctx);
 
 // -- answers --------------------------------------------------------------------------
 

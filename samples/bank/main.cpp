@@ -11,6 +11,8 @@
 // Exit codes: 0 clean stop, 1 the stop reported an error, 2 bad options or start failure.
 
 #include "account.hpp"
+#include "balances.hpp"
+#include "transfer.hpp"
 #include "options.hpp"
 #include "server.hpp"
 
@@ -44,11 +46,17 @@ int main(int argc, char** argv) {
   }
   try {
     (*rt)->register_aggregate<bank::account_aggregate>();
+    (*rt)->register_aggregate<bank::transfer_aggregate>();
+    (*rt)->register_view<bank::balances_view>();
+    // Last: it starts the router (aggregate registration ends) and recovers unfinished
+    // transfers, whose commands then go out again with their original command ids.
+    (*rt)->register_saga<bank::transfer_saga>();
   } catch (const std::exception& ex) {
     std::cerr << "evident-bank: " << ex.what() << "\n";
     return 2;
   }
-  bank::bank_server server{**rt, opts->http, {bank::add_account_routes, bank::add_system_routes}};
+  bank::bank_server server{**rt, opts->http, {bank::add_account_routes, bank::add_transfer_routes,
+                                              bank::add_report_routes, bank::add_system_routes}};
   auto port = server.bind();
   if (!port) {
     std::cerr << "evident-bank: " << evident::to_string(port.err()) << "\n";

@@ -147,6 +147,84 @@ BOOST_AUTO_TEST_CASE(past_states_by_version_and_by_time) {
   BOOST_TEST(status(http.Get("/accounts/t-1?at_version=1&at_time=2024-01-01T00:00:00Z")) == 400);
 }
 
+// The saga runs after the 202: poll its state, bounded (5 s).
+json wait_for_transfer(daemon_fixture& f, const std::string& id) {
+  json t;
+  for (int i = 0; i < 250; ++i) {
+    t = f.get_json("/transfers/" + id);
+    if (t.is_object() && t.value("state", "") != "pending")
+      return t;
+    std::this_thread::sleep_for(20ms);
+  }
+  return t;
+}
+
+BOOST_AUTO_TEST_CASE(transfers_complete_fail_or_are_compensated) {
+  open("x-1");
+  open("x-2");
+  open("x-3");
+  post("/accounts/x-1/deposits", json{{"amount", 100}});
+  BOOST_REQUIRE_EQUAL(status(post("/accounts/x-3/close", json::object())), 200);
+
+  auto ok = post("/transfers", json{{"id", "tr-1"}, {"from", "x-1"}, {"to", "x-2"}, {"amount", 30}});
+  BOOST_REQUIRE_EQUAL(status(ok), 202);
+  BOOST_TEST(body_of(ok)["id"] == "tr-1");
+  auto done = wait_for_transfer(*this, "tr-1");
+  BOOST_TEST(done["state"] == "completed");
+  BOOST_TEST(done["steps"].size() == 3u);
+  BOOST_TEST(get_json("/accounts/x-1")["balance"] == 70);
+  BOOST_TEST(get_json("/accounts/x-2")["balance"] == 30);
+
+  // The same id again: the first answer (the id is the command id), nothing moves twice.
+  auto retry = post("/transfers", json{{"id", "tr-1"}, {"from", "x-1"}, {"to", "x-2"}, {"amount", 30}});
+  BOOST_TEST(status(retry) == 202);
+  BOOST_TEST(get_json("/accounts/x-1")["balance"] == 70);
+
+  post("/transfers", json{{"id", "tr-2"}, {"from", "x-2"}, {"to", "x-1"}, {"amount", 500}});
+  auto poor = wait_for_transfer(*this, "tr-2");
+  BOOST_TEST(poor["state"] == "failed");
+  BOOST_TEST(get_json("/accounts/x-2")["balance"] == 30);
+
+  post("/transfers", json{{"id", "tr-3"}, {"from", "x-1"}, {"to", "x-3"}, {"amount", 20}});
+  auto refunded = wait_for_transfer(*this, "tr-3");
+  BOOST_TEST(refunded["state"] == "compensated");
+  BOOST_TEST(get_json("/accounts/x-1")["balance"] == 70);
+
+  auto generated = post("/transfers", json{{"from", "x-1"}, {"to", "x-2"}, {"amount", 1}});
+  BOOST_REQUIRE_EQUAL(status(generated), 202);
+  BOOST_TEST(!body_of(generated)["id"].get<std::string>().empty());
+
+  BOOST_TEST(status(http.Get("/transfers/nope")) == 404);
+  BOOST_TEST(status(post("/transfers", json{{"from", "x-1"}, {"to", "x-2"}, {"amount", 0}})) == 400);
+  BOOST_TEST(status(post("/transfers", json{{"from", "x-1"}, {"to", "x-1"}, {"amount", 5}})) == 400);
+  BOOST_TEST(status(post("/transfers", json{{"from", "x-1"}, {"amount", 5}})) == 400);
+  BOOST_TEST(status(post("/transfers", std::string{"{not json"})) == 400);
+}
+
+BOOST_AUTO_TEST_CASE(the_balances_report_is_a_view_of_every_account) {
+  open("r-1");
+  open("r-2");
+  post("/accounts/r-1/deposits", json{{"amount", 40}});
+  auto last = post("/accounts/r-2/deposits", json{{"amount", 60}});
+  BOOST_REQUIRE_EQUAL(status(last), 200);
+  // Poll until the view caught up (it is asynchronous), bounded.
+  json report;
+  for (int i = 0; i < 250; ++i) {
+    report = get_json("/reports/balances");
+    if (report.is_object() && report.value("total_balance", 0) == 100)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(report["total_balance"] == 100);
+  BOOST_TEST(report["open_accounts"] == 2);
+  BOOST_REQUIRE_EQUAL(report["largest"].size(), 2u);
+  BOOST_TEST(report["largest"][0]["id"] == "r-2");
+  BOOST_TEST(report["largest"][0]["balance"] == 60);
+  BOOST_TEST(report.contains("position"));
+  BOOST_TEST(report.contains("lag"));
+  BOOST_TEST(status(http.Get("/reports/balances?min_position=x")) == 400);
+}
+
 BOOST_AUTO_TEST_CASE(events_route_lists_the_history_in_pages) {
   open("e-1");
   post("/accounts/e-1/deposits", json{{"amount", 5}, {"command_id", "dep-1"}});
