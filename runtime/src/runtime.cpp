@@ -452,7 +452,7 @@ caf::actor runtime::view(std::string_view name) const {
   return {};
 }
 
-caf::actor runtime::subscribe(caf::actor subscriber, subscription_options opts) {
+caf::actor runtime::spawn_subscription_locked(caf::actor subscriber, subscription_options opts) {
   const subscription_options defaults_of_subscription;
   if (opts.read_batch == defaults_of_subscription.read_batch)
     opts.read_batch = cfg_.views.read_batch;
@@ -464,14 +464,18 @@ caf::actor runtime::subscribe(caf::actor subscriber, subscription_options opts) 
     opts.checkpoint_interval = cfg_.views.checkpoint_interval;
   if (opts.deliver_timeout == defaults_of_subscription.deliver_timeout)
     opts.deliver_timeout = cfg_.views.deliver_timeout;
-  std::lock_guard guard{mtx_};
-  if (phase_ != phase::running)
-    throw std::logic_error("subscribe('" + opts.name + "'): the runtime is not running");
   subscription_env env;
   env.bus = bus_;
   env.jnl = journal_;
   env.checkpoints = std::make_shared<checkpoint_store>(journal_->env());
-  auto sub = spawn_subscription(*sys_, std::move(env), std::move(subscriber), std::move(opts));
+  return spawn_subscription(*sys_, std::move(env), std::move(subscriber), std::move(opts));
+}
+
+caf::actor runtime::subscribe(caf::actor subscriber, subscription_options opts) {
+  std::lock_guard guard{mtx_};
+  if (phase_ != phase::running)
+    throw std::logic_error("subscribe('" + opts.name + "'): the runtime is not running");
+  auto sub = spawn_subscription_locked(std::move(subscriber), std::move(opts));
   subscriptions_.push_back(sub);
   return sub;
 }
@@ -503,31 +507,25 @@ void runtime::register_saga(std::shared_ptr<const saga_model> model, saga_option
   if (!model)
     throw std::invalid_argument("register_saga: model is null");
   auto name = std::string{model->name()};
-  caf::actor manager;
-  {
-    std::lock_guard guard{mtx_};
-    if (phase_ != phase::running)
-      throw std::logic_error("register_saga('" + name + "'): the runtime is not running");
-    for (const auto& x : sagas_)
-      if (x.name == name)
-        throw std::invalid_argument("register_saga: a saga named '" + name
-                                    + "' is registered already");
-    saga_env env;
-    env.writer = writer_;
-    env.journal = journal_;
-    env.router = router_locked();
-    env.clock = std::move(clock);
-    env.options = std::move(opts);
-    manager = spawn_saga_manager(*sys_, std::move(env), model);
-  }
   subscription_options so;
   so.name = saga_subscription_name(*model);
   so.filter.predicate = [model](const recorded_event& e) { return model->knows(e.type); };
-  auto sub = subscribe(manager, std::move(so));
   std::lock_guard guard{mtx_};
-  // subscribe() keeps the subscription for the views' stop step; a saga's subscription
-  // stops earlier, with its manager, so it moves to the saga's entry.
-  std::erase(subscriptions_, sub);
+  if (phase_ != phase::running)
+    throw std::logic_error("register_saga('" + name + "'): the runtime is not running");
+  for (const auto& x : sagas_)
+    if (x.name == name)
+      throw std::invalid_argument("register_saga: a saga named '" + name
+                                  + "' is registered already");
+  saga_env env;
+  env.writer = writer_;
+  env.journal = journal_;
+  env.router = router_locked();
+  env.clock = std::move(clock);
+  env.options = std::move(opts);
+  auto manager = spawn_saga_manager(*sys_, std::move(env), std::move(model));
+  // Not in subscriptions_: a saga's subscription stops earlier, with its manager.
+  auto sub = spawn_subscription_locked(manager, std::move(so));
   sagas_.push_back(saga_entry{std::move(name), std::move(manager), std::move(sub)});
 }
 
@@ -634,10 +632,7 @@ status runtime::do_stop() {
   //    sees its commands fail because the router went away (that would count towards
   //    parking); progress appends already sent still commit (the writer stops later).
   {
-    std::vector<named_saga_metrics> sms;
-    for (const auto& x : sagas)
-      if (auto m = ask_metrics<saga_metrics>(x.manager, metrics_bound))
-        sms.push_back(named_saga_metrics{x.name, *m});
+    auto sms = ask_saga_metrics(sagas, metrics_bound);
     std::lock_guard guard{mtx_};
     if (!sms.empty())
       last_saga_metrics_ = std::move(sms);
@@ -657,10 +652,7 @@ status runtime::do_stop() {
   // 4. Views and raw subscriptions: each finishes the batch it is in (a durable view
   //    commits rows and position together), managed checkpoints are saved on exit.
   {
-    std::vector<view_metrics> vms;
-    for (const auto& v : views)
-      if (auto m = ask_metrics<view_metrics>(v.actor, metrics_bound))
-        vms.push_back(std::move(*m));
+    auto vms = ask_view_metrics(views, metrics_bound);
     std::lock_guard guard{mtx_};
     if (!vms.empty())
       last_view_metrics_ = std::move(vms);
@@ -757,23 +749,36 @@ status runtime::run_until_stopped() {
 
 // -- observers ----------------------------------------------------------------------
 
+std::vector<view_metrics> runtime::ask_view_metrics(const std::vector<view_entry>& views,
+                                                    std::chrono::milliseconds timeout) {
+  std::vector<view_metrics> out;
+  for (const auto& v : views)
+    if (auto x = ask_metrics<view_metrics>(v.actor, timeout))
+      out.push_back(std::move(*x));
+  return out;
+}
+
+std::vector<named_saga_metrics>
+runtime::ask_saga_metrics(const std::vector<saga_entry>& sagas, std::chrono::milliseconds timeout) {
+  std::vector<named_saga_metrics> out;
+  for (const auto& x : sagas)
+    if (auto y = ask_metrics<saga_metrics>(x.manager, timeout))
+      out.push_back(named_saga_metrics{x.name, *y});
+  return out;
+}
+
 runtime_metrics runtime::metrics() {
   runtime_metrics m;
   caf::actor writer_handle;
   caf::actor router_handle;
-  {
-    std::lock_guard guard{mtx_};
-    if (phase_ == phase::running) {
-      writer_handle = writer_;
-      router_handle = router_;
-    }
-  }
   caf::actor bus_handle;
   std::vector<view_entry> views;
   std::vector<saga_entry> sagas;
   {
     std::lock_guard guard{mtx_};
     if (phase_ == phase::running) {
+      writer_handle = writer_;
+      router_handle = router_;
       bus_handle = bus_;
       views = views_;
       sagas = sagas_;
@@ -782,14 +787,8 @@ runtime_metrics runtime::metrics() {
   auto wm = ask_metrics<journal_writer_metrics>(writer_handle, cfg_.requests.ask_timeout);
   auto rm = ask_metrics<router_metrics>(router_handle, cfg_.requests.ask_timeout);
   auto bm = ask_metrics<event_bus_metrics>(bus_handle, cfg_.requests.ask_timeout);
-  std::vector<view_metrics> vms;
-  for (const auto& v : views)
-    if (auto x = ask_metrics<view_metrics>(v.actor, cfg_.requests.ask_timeout))
-      vms.push_back(std::move(*x));
-  std::vector<named_saga_metrics> sms;
-  for (const auto& x : sagas)
-    if (auto y = ask_metrics<saga_metrics>(x.manager, cfg_.requests.ask_timeout))
-      sms.push_back(named_saga_metrics{x.name, *y});
+  auto vms = ask_view_metrics(views, cfg_.requests.ask_timeout);
+  auto sms = ask_saga_metrics(sagas, cfg_.requests.ask_timeout);
   std::lock_guard guard{mtx_};
   if (wm)
     last_writer_metrics_ = *wm;

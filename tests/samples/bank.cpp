@@ -54,6 +54,16 @@ int status(const httplib::Result& r) {
   return r ? r->status : -1;
 }
 
+/// Opens accounts prefix0 .. prefix(n-1); each must get its 201.
+void open_accounts(httplib::Client& http, const std::string& prefix, int n) {
+  for (int a = 0; a < n; ++a)
+    BOOST_REQUIRE_EQUAL(
+        status(http.Post("/accounts",
+                         json{{"id", prefix + std::to_string(a)}, {"owner", "o"}}.dump(),
+                         json_type)),
+        201);
+}
+
 std::string error_of(const httplib::Result& r) {
   auto b = body_of(r);
   return b.is_object() && b.contains("error") ? b["error"].get<std::string>() : "";
@@ -484,12 +494,7 @@ BOOST_AUTO_TEST_CASE(sigterm_under_load_answers_what_it_took_and_loses_nothing) 
   {
     bank_daemon bank{dir.sub("data"), fast};
     auto http = bank.client();
-    for (int a = 0; a < accounts; ++a)
-      BOOST_REQUIRE_EQUAL(
-          status(http.Post("/accounts",
-                           json{{"id", "q-" + std::to_string(a)}, {"owner", "o"}}.dump(),
-                           json_type)),
-          201);
+    open_accounts(http, "q-", accounts);
     std::atomic<int> total_acks{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < clients; ++t)
@@ -558,12 +563,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_a_deposit_load_loses_no_acknowledged_deposit
   {
     bank_daemon bank{dir.sub("data")}; // default durability: fsync
     auto http = bank.client();
-    for (int a = 0; a < accounts; ++a)
-      BOOST_REQUIRE_EQUAL(
-          status(http.Post("/accounts",
-                           json{{"id", "k-" + std::to_string(a)}, {"owner", "o"}}.dump(),
-                           json_type)),
-          201);
+    open_accounts(http, "k-", accounts);
     std::atomic<int> total_acks{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < clients; ++t)

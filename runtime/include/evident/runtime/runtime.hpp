@@ -445,6 +445,14 @@ private:
   };
   std::vector<saga_entry> sagas_;
   std::vector<named_saga_metrics> last_saga_metrics_;
+  /// Asks each view / saga manager for its metrics; the ones that answer, in order.
+  std::vector<view_metrics> ask_view_metrics(const std::vector<view_entry>& views,
+                                             std::chrono::milliseconds timeout);
+  std::vector<named_saga_metrics> ask_saga_metrics(const std::vector<saga_entry>& sagas,
+                                                   std::chrono::milliseconds timeout);
+  /// Spawns a subscription feeding `subscriber`, options left at their defaults taking
+  /// the config's [views] settings. Records it nowhere. Needs mtx_ and phase running.
+  caf::actor spawn_subscription_locked(caf::actor subscriber, subscription_options opts);
   /// Asks the manager of saga type `name` and waits for a `T` (saga_* helpers).
   template <class T, class... Ts>
   expected<T> ask_saga(const std::string& name, std::chrono::milliseconds timeout, Ts&&... xs);
