@@ -325,6 +325,14 @@ status environment::open_journal_dbs() {
                 + std::to_string(format_version) + ")"};
     if (found == 0)
       return {errc::not_a_journal, "'" + opts_.path + "' has format version 0"};
+    // Older layouts are subsets of this one: mark the journal as today's before this
+    // build writes what an older build could not read.
+    if (found < format_version && !opts_.read_only) {
+      std::string v;
+      detail::put_be(v, format_version, 4);
+      if (auto err = t.put(dbs_.meta, "format_version", v))
+        return err;
+    }
   }
   return t.commit();
 }

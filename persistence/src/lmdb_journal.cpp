@@ -88,6 +88,9 @@ constexpr std::string_view indexed_through_key = "indexed_through";
 constexpr std::string_view heads_generation_key = "heads_generation";
 // Bound on the writer's cache of heads records; past it the cache starts over.
 constexpr size_t max_cached_heads = 1'000'000;
+// Most versions in one `streams` entry: 1,600-byte values stay inside a 4 KiB leaf
+// page (LMDB moves values over about 2 KiB to overflow pages).
+constexpr size_t index_chunk_entries = 200;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -570,12 +573,19 @@ status lmdb_journal::flush_index() {
         order.push_back(&kv);
     std::sort(order.begin(), order.end(),
               [](auto* x, auto* y) { return x->first < y->first; });
+    // One entry per run of up to index_chunk_entries versions, not one per version:
+    // the pass costs a B-tree insert per chunk, and 8 bytes per event on disk.
     std::string key;
+    std::string value;
     for (auto* kv : order) {
       auto& st = kv->second;
-      for (size_t i = 0; i < st.positions.size(); ++i) {
+      for (size_t i = 0; i < st.positions.size(); i += index_chunk_entries) {
+        auto n = std::min(index_chunk_entries, st.positions.size() - i);
+        value.clear();
+        for (size_t k = 0; k < n; ++k)
+          put_be(value, st.positions[i + k], 8);
         key = stream_key(kv->first, st.first_version + i);
-        if (auto e = t.put(t.dbs().streams, key, be64(st.positions[i])))
+        if (auto e = t.put(t.dbs().streams, key, value))
           return e;
       }
     }
@@ -692,38 +702,72 @@ status lmdb_journal::read_stream(const std::string& stream, const read_options& 
     return {};
   };
   auto index_hi = std::min(win->hi, tail_first - 1);
+  // The index holds runs ("chunks") of a stream's positions: key stream ++ 0x00 ++ the
+  // run's first version, value one u64 position per version (docs/format.md).
   auto walk_index = [&](bool forward) -> status {
     if (win->lo > index_hi)
       return {};
     cursor c{t, t.dbs().streams};
     auto prefix_len = stream.size() + 1;
-    auto in_range = [&](const std::optional<cursor::entry>& e, uint64_t& version) {
+    struct chunk {
+      uint64_t first = 0;
+      uint64_t count = 0;
+      std::string_view positions;
+      uint64_t last() const noexcept {
+        return first + count - 1;
+      }
+      uint64_t at(uint64_t version) const noexcept {
+        return get_be(positions.data() + 8 * (version - first), 8);
+      }
+    };
+    // The chunk `e` names, when it is one of this stream's; corrupted when malformed.
+    auto chunk_of = [&](const std::optional<cursor::entry>& e) -> expected<std::optional<chunk>> {
       if (!e || e->key.size() != prefix_len + 8
           || e->key.compare(0, stream.size(), stream) != 0 || e->key[stream.size()] != '\0')
-        return false;
-      version = get_be(e->key.data() + prefix_len, 8);
-      return version >= win->lo && version <= index_hi;
+        return std::optional<chunk>{};
+      if (e->value.empty() || e->value.size() % 8 != 0)
+        return error{errc::corrupted, "malformed index entry of stream '" + stream + "'"};
+      return std::optional<chunk>{
+        chunk{get_be(e->key.data() + prefix_len, 8), e->value.size() / 8, e->value}};
     };
-    uint64_t version = 0;
-    auto e = forward ? c.seek(stream_key(stream, win->lo)) : c.seek(stream_key(stream, index_hi));
-    if (!forward) {
-      // seek lands on the first key >= target; step back if it overshot.
-      if (!e)
-        return e.err();
-      if (!*e || (*e)->key != stream_key(stream, index_hi))
-        e = *e ? c.prev() : c.last();
+    // Position on the chunk holding `version`, or else the nearest one after (forward)
+    // or before (backward) it. seek lands on the first key >= target, and the chunk
+    // holding `version` may begin below it: then it is the entry before.
+    auto target = stream_key(stream, forward ? win->lo : index_hi);
+    auto e = c.seek(target);
+    if (!e)
+      return e.err();
+    if (!*e || (*e)->key != target) {
+      auto p = *e ? c.prev() : c.last();
+      if (!p)
+        return p.err();
+      auto pc = chunk_of(*p);
+      if (!pc)
+        return pc.err();
+      if (!forward || (*pc && (*pc)->last() >= win->lo))
+        e = std::move(p);
+      else
+        e = c.seek(target); // back where seek landed (prev may not have moved)
     }
     for (;;) {
       if (!e)
         return e.err();
-      if (!in_range(*e, version))
+      auto ch = chunk_of(*e);
+      if (!ch)
+        return ch.err();
+      if (!*ch)
         return {};
-      if ((*e)->value.size() != 8)
-        return {errc::corrupted, "malformed index entry of stream '" + stream + "'"};
-      if (auto err = visit(get_be((*e)->value.data(), 8)))
-        return err;
-      if (stop)
+      auto& k = **ch;
+      auto lo = std::max(k.first, win->lo);
+      auto hi = std::min(k.last(), index_hi);
+      if (forward ? k.first > index_hi : k.last() < win->lo)
         return {};
+      for (auto i = uint64_t{0}; lo + i <= hi; ++i) {
+        if (auto err = visit(k.at(forward ? lo + i : hi - i)))
+          return err;
+        if (stop)
+          return {};
+      }
       e = forward ? c.next() : c.prev();
     }
   };
@@ -987,26 +1031,31 @@ expected<verify_report> lmdb_journal::verify() {
       if (!*e)
         break;
       auto key = (*e)->key;
-      ++rep.indexed_entries;
-      if (key.size() < 10 || key[key.size() - 9] != '\0' || (*e)->value.size() != 8) {
+      auto value = (*e)->value;
+      if (key.size() < 10 || key[key.size() - 9] != '\0' || value.empty()
+          || value.size() % 8 != 0) {
         problem("malformed index entry");
         continue;
       }
       auto stream = key.substr(0, key.size() - 9);
-      auto version = get_be(key.data() + key.size() - 8, 8);
-      auto pos = get_be((*e)->value.data(), 8);
-      // Already reported above; comparing against it would only repeat the problem.
-      if (std::binary_search(unreadable.begin(), unreadable.end(), pos))
-        continue;
-      auto v = t->get(t->dbs().events, be64(pos));
-      envelope::header h;
-      if (!v || !*v || envelope::decode_header(pos, **v, h) || h.stream != stream
-          || h.version != version)
-        problem("index entry '" + std::string{stream} + "' version " + std::to_string(version)
-                + " does not match the event at position " + std::to_string(pos));
-      if (pos > *mark)
-        problem("index entry at position " + std::to_string(pos) + " lies beyond the index mark "
-                + std::to_string(*mark));
+      auto first = get_be(key.data() + key.size() - 8, 8);
+      for (size_t k = 0; k < value.size() / 8; ++k) {
+        ++rep.indexed_entries;
+        auto version = first + k;
+        auto pos = get_be(value.data() + 8 * k, 8);
+        // Already reported above; comparing against it would only repeat the problem.
+        if (std::binary_search(unreadable.begin(), unreadable.end(), pos))
+          continue;
+        auto v = t->get(t->dbs().events, be64(pos));
+        envelope::header h;
+        if (!v || !*v || envelope::decode_header(pos, **v, h) || h.stream != stream
+            || h.version != version)
+          problem("index entry '" + std::string{stream} + "' version " + std::to_string(version)
+                  + " does not match the event at position " + std::to_string(pos));
+        if (pos > *mark)
+          problem("index entry at position " + std::to_string(pos)
+                  + " lies beyond the index mark " + std::to_string(*mark));
+      }
     }
     if (rep.indexed_entries != std::min(*mark, rep.last_position))
       problem("the index holds " + std::to_string(rep.indexed_entries)

@@ -1,4 +1,5 @@
 #include "evident/persistence/environment.hpp"
+#include "evident/persistence/detail/msgpack_io.hpp"
 #include "evident/persistence/lmdb_journal.hpp"
 
 #include "temp_dir.hpp"
@@ -89,6 +90,39 @@ BOOST_AUTO_TEST_CASE(a_journal_from_a_newer_format_is_refused) {
   BOOST_REQUIRE(!env.has_value());
   BOOST_TEST((env.err().code == errc::unsupported_format));
   BOOST_TEST(env.err().message.find("newer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_version_1_journal_is_read_as_is_and_marked_version_2_when_opened_to_write) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  auto format_of = [](environment& env) {
+    uint64_t v = 0;
+    auto t = env.begin_read();
+    BOOST_REQUIRE(t.has_value());
+    auto got = t->get(t->dbs().meta, "format_version");
+    BOOST_REQUIRE(got.has_value() && got->has_value());
+    v = detail::get_be((*got)->data(), 4);
+    return v;
+  };
+  {
+    auto env = environment::open(o);
+    BOOST_REQUIRE(env.has_value());
+    BOOST_TEST(format_of(**env) == 2u);
+    auto err = (*env)->write([&](txn& t) {
+      return t.put(t.dbs().meta, "format_version", std::string("\0\0\0\x01", 4));
+    });
+    BOOST_REQUIRE(!err);
+  }
+  {
+    auto ro = o;
+    ro.read_only = true;
+    auto env = environment::open(ro);
+    BOOST_REQUIRE(env.has_value());
+    BOOST_TEST(format_of(**env) == 1u); // reading changes nothing
+  }
+  auto env = environment::open(o);
+  BOOST_REQUIRE(env.has_value());
+  BOOST_TEST(format_of(**env) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(map_full_grows_the_map_and_the_append_succeeds) {

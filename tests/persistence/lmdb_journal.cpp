@@ -86,6 +86,46 @@ BOOST_AUTO_TEST_CASE(reads_combine_the_bulk_index_with_the_unindexed_tail) {
   BOOST_TEST(versions_of(*j, "a", w) == wr);
 }
 
+BOOST_AUTO_TEST_CASE(reads_find_every_window_inside_and_across_multi_version_index_chunks) {
+  test::temp_dir dir;
+  auto j = *lmdb_journal::open(opts_for(dir));
+  // 450 versions of "a" in one pass: index chunks 1-200, 201-400, 401-450, with the
+  // neighbouring streams "_" and "a-b" on either side of "a" in key order.
+  for (int i = 0; i < 45; ++i) {
+    BOOST_REQUIRE(j->append(req("_", 1)).has_value());
+    BOOST_REQUIRE(j->append(req("a", 10)).has_value());
+    BOOST_REQUIRE(j->append(req("a-b", 1)).has_value());
+  }
+  BOOST_REQUIRE(!j->flush_index());
+  // Then 30 more that stay in the tail, past the index mark.
+  BOOST_REQUIRE(j->append(req("a", 30)).has_value());
+  BOOST_TEST(j->stats()->indexed_through == 45u * 12u);
+  BOOST_TEST(j->verify()->ok());
+  BOOST_TEST(j->verify()->indexed_entries == 45u * 12u);
+  BOOST_TEST(versions_of(*j, "a") == range(1, 480));
+  BOOST_TEST(versions_of(*j, "_") == range(1, 45));
+  BOOST_TEST(versions_of(*j, "a-b") == range(1, 45));
+  for (uint64_t lo : {1, 2, 199, 200, 201, 202, 399, 400, 401, 449, 450, 451, 479}) {
+    for (uint64_t hi : {lo, lo + 1, uint64_t{200}, uint64_t{201}, uint64_t{450}, uint64_t{480}}) {
+      if (hi < lo || hi > 480)
+        continue;
+      read_options w;
+      w.from = lo;
+      w.to = hi;
+      BOOST_TEST(versions_of(*j, "a", w) == range(lo, hi), "forward " << lo << ".." << hi);
+      w.dir = direction::backward;
+      w.from = hi;
+      w.to = lo;
+      auto rev = range(lo, hi);
+      std::reverse(rev.begin(), rev.end());
+      BOOST_TEST(versions_of(*j, "a", w) == rev, "backward " << hi << ".." << lo);
+      w.max_count = 3;
+      rev.resize(std::min<size_t>(rev.size(), 3));
+      BOOST_TEST(versions_of(*j, "a", w) == rev, "backward max 3 from " << hi);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(reopening_rebuilds_the_tail_and_command_ids_from_the_log) {
   test::temp_dir dir;
   append_result first;

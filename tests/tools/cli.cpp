@@ -37,7 +37,7 @@ BOOST_AUTO_TEST_CASE(init_creates_a_journal_and_reports_its_format_version) {
   auto dir = tmp.sub("new");
   auto out = cli_ok({"init", dir});
   BOOST_TEST(out.size() == 1u);
-  BOOST_TEST(out[0].at("format_version") == 1);
+  BOOST_TEST(out[0].at("format_version") == 2);
   BOOST_TEST(out[0].at("path").get<std::string>()
              == std::filesystem::absolute(dir).lexically_normal().string());
   BOOST_TEST(std::filesystem::exists(std::filesystem::path{dir} / "data.mdb"));
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(head_and_streams_report_version_and_state) {
   BOOST_TEST(stats.at("events") == 6);
   BOOST_TEST(stats.at("streams") == 3);
   BOOST_TEST(stats.at("last_position") == 6);
-  BOOST_TEST(stats.at("format_version") == 1);
+  BOOST_TEST(stats.at("format_version") == 2);
 }
 
 BOOST_AUTO_TEST_CASE(snapshots_of_a_stream_without_any_is_an_empty_list) {

@@ -199,9 +199,11 @@ def main(argv):
         with env.begin() as txn:
             meta_db = env.open_db(b"meta", txn=txn, create=False)
             fmt = txn.get(b"format_version", db=meta_db)
-            if fmt is None or struct.unpack(">I", fmt)[0] != 1:
+            # Version 1 differs from 2 only in index chunks, which this reader skips.
+            if fmt is None or struct.unpack(">I", fmt)[0] not in (1, 2):
                 print(json.dumps({"error": "unsupported_format",
-                                  "message": "format_version is not 1"}), file=sys.stderr)
+                                  "message": "format_version is not 1 or 2"}),
+                      file=sys.stderr)
                 return 19
             out = sys.stdout
             if heads:

@@ -2,7 +2,7 @@
 //
 // The stream `export` writes (one JSON object per line):
 //
-//   {"kind":"header","export_format":1,"journal_format":1}
+//   {"kind":"header","export_format":1,"journal_format":2}
 //   {"kind":"event","position":1,"stream":..,"version":..,"type":..,"schema":..,
 //    "time_ns":..,"id":..,"correlation_id":..,"causation_id":..,"command_id":..,
 //    "metadata":[[key,value],..],"payload_base64":..}          (every event, in order)

@@ -111,8 +111,10 @@ private:
 /// process to end first, so each txn holds a shared lock that growth takes exclusively.
 class environment {
 public:
-  /// The format version this build writes and reads.
-  static constexpr uint32_t format_version = 1;
+  /// The format version this build writes. It reads every version from 1 up: a
+  /// version 1 journal is a version 2 journal whose index chunks hold one version each,
+  /// and opening it for writing marks it version 2 (docs/format.md, "Versions").
+  static constexpr uint32_t format_version = 2;
 
   /// Opens (or with `opts.create`, creates) the journal in `opts.path`.
   /// Fails with: not_a_journal (no journal there, or a foreign LMDB file),
