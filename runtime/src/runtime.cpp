@@ -605,9 +605,11 @@ status runtime::do_stop() {
   std::vector<view_entry> views;
   std::vector<caf::actor> subscriptions;
   std::vector<saga_entry> sagas;
+  std::vector<caf::actor> bridges;
   {
     std::lock_guard guard{mtx_};
     phase_ = phase::stopping;
+    bridges = bridges_;
     router_handle = router_;
     writer_handle = writer_;
     bus_handle = bus_;
@@ -625,6 +627,10 @@ status runtime::do_stop() {
                                           + " request(s) still in flight after "
                                             "shutdown.drain_timeout"});
   }
+  // 2b. The bridges of ask_async: after a drain they hold nothing; past its bound, what
+  //     they still hold is answered with timeout (outcome unknown) as they stop.
+  for (const auto& b : bridges)
+    keep_first(stop_actor(b, "ask_async bridge"));
   // The last counters (nothing answers them after its exit). Best effort with a short
   // bound: an actor stuck in a commit gets its exit anyway.
   auto metrics_bound = std::min(cfg_.requests.ask_timeout, cfg_.shutdown.drain_timeout);

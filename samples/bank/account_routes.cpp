@@ -1,10 +1,9 @@
 // The account routes: commands (open, deposit, withdraw, close) and states (latest, at a
-// version, at a time) through the async asker (no thread waits for the aggregate), and
+// version, at a time) through runtime::ask_async (no thread waits for the aggregate), and
 // the event history read from the journal on the blocking pool. docs/bank.md is the
 // reference for clients.
 
 #include "account.hpp"
-#include "async_ask.hpp"
 #include "http.hpp"
 
 #include "evident/persistence/uuid.hpp"
@@ -73,7 +72,7 @@ void run(bank_context& ctx, std::string id, action_kind kind, account_command cm
          std::string command_id, int64_t amount, const responder& done) {
   // The reply needs the command's If-Match value (for 412), not the whole command.
   auto if_version = cmd.if_version;
-  ctx.asker->ask<account_aggregate>(
+  ctx.rt.ask_async<account_aggregate>(
       id, std::move(cmd), std::move(command_id),
       [done, id, kind, if_version, amount](evident::expected<account_reply> r) {
         response res;
@@ -231,7 +230,7 @@ void get_account(bank_context& ctx, const request& req, const route_params& p,
     q = evident::state_query::at_time(*t);
   }
   bool past = has_version || has_time;
-  ctx.asker->state_of<account_aggregate>(
+  ctx.rt.state_of_async<account_aggregate>(
       id, q, [done, id, past](evident::expected<evident::typed_state<account_aggregate>> st) {
         response res;
         if (!st) {

@@ -27,8 +27,6 @@
 
 namespace bank {
 
-class async_asker;
-
 // -- limits of the HTTP API -----------------------------------------------------------
 
 /// Longest account id, transfer id and command id, in bytes. Stream ids are "account-"
@@ -131,8 +129,6 @@ private:
 struct bank_context {
   evident::runtime& rt;
   http_options http;
-  /// Non-blocking asks to the aggregates (async_ask.hpp); set by the server.
-  async_asker* asker = nullptr;
   /// Answers by status class (index 1..5 = 1xx..5xx), for /metrics.
   std::array<std::atomic<uint64_t>, 6> responses{};
 };
@@ -145,7 +141,8 @@ using route_params = std::vector<std::string>;
 using route_handler = std::function<void(const request&, const route_params&, response&)>;
 
 /// A route that never blocks: it runs on the connection's I/O thread and answers through
-/// the responder, now or from a callback (async_ask.hpp). The hot routes are of this kind.
+/// the responder, now or from a callback (runtime::ask_async). The hot routes are of this
+/// kind.
 using async_route_handler
     = std::function<void(const request&, const route_params&, const responder&)>;
 

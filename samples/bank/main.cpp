@@ -6,8 +6,9 @@
 //   1. the server stops accepting, closes idle connections and finishes the requests in
 //      flight (each is answered only after its events are durable, so nothing
 //      acknowledged is lost); serve() returns when the last one is written;
-//   2. the runtime stops (aggregates, journal writer, LMDB). The server's async asks
-//      bypass the runtime's own in-flight count, so this order is what drains them.
+//   2. the runtime stops (aggregates, journal writer, LMDB). Its stop also waits for
+//      async asks in flight, but a connection must still be open to write the answer,
+//      so the server goes first.
 // Exit codes: 0 clean stop, 1 the stop reported an error, 2 bad options or start failure.
 
 #include "account.hpp"

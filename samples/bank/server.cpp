@@ -1,7 +1,5 @@
 #include "server.hpp"
 
-#include "async_ask.hpp"
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,7 +8,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -84,17 +84,16 @@ class session;
 
 struct bank_server::impl {
   impl(evident::runtime& rt, http_options opts)
-      : ctx{rt, std::move(opts), nullptr, {}}, acceptor{ioc}, blocking{ctx.http.blocking_threads},
-        asker{rt} {
-    ctx.asker = &asker;
+      : ctx{rt, std::move(opts), {}}, acceptor{ioc}, blocking{ctx.http.blocking_threads} {
+    // nop
   }
 
   void accept();
   void close_sessions();
 
-  // Declared so that they go in a safe order: the asker first (nothing is pending once
-  // serve() returned), the pool, then the io_context, whose leftover handlers may still
-  // destroy sessions, which unregister themselves from `sessions`.
+  // Declared so that they go in a safe order: the pool first, then the io_context, whose
+  // leftover handlers may still destroy sessions, which unregister themselves from
+  // `sessions`.
   bank_context ctx;
   route_table routes;
   /// Open connections, so that stop() can close the idle ones.
@@ -106,7 +105,6 @@ struct bank_server::impl {
   tcp::acceptor acceptor;
   /// Where blocking routes run, so that no I/O thread ever waits on LMDB or the runtime.
   asio::thread_pool blocking;
-  async_asker asker;
 };
 
 // -- one connection -------------------------------------------------------------------
@@ -184,8 +182,73 @@ private:
     parser_->body_limit(srv_.ctx.http.max_body);
     parser_->header_limit(max_header_bytes);
     stream_.expires_after(io_timeout);
+    // The header first: a client that sent `Expect: 100-continue` waits for our interim
+    // answer before it sends the body (curl waits 1 s, then sends it anyway).
+    http::async_read_header(
+        stream_, buf_, *parser_,
+        [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(error_code ec) {
+    if (ec || parser_->is_done()) {
+      on_read(ec); // an error, or a request without a body
+      return;
+    }
+    auto expect = parser_->get()[http::field::expect];
+    // An HTTP/1.0 client cannot take a 1xx answer (RFC 9110 10.1.1: ignore it).
+    if (expect.empty() || parser_->get().version() < 11) {
+      read_body();
+      return;
+    }
+    if (!beast::iequals(expect, "100-continue")) {
+      // RFC 9110 10.1.1: an expectation we cannot meet gets 417. The body was not read,
+      // so the connection's framing is lost: close after the answer.
+      busy_ = true;
+      keep_alive_ = false;
+      version_ = parser_->get().version();
+      response res;
+      send_error(res, 417, "expectation_failed",
+                 "only 'Expect: 100-continue' is supported, not '" + std::string{expect} + "'");
+      write(std::move(res));
+      return;
+    }
+    // The limits were checked with the header (a Content-Length over max_body failed
+    // it with body_limit: 413 without a 100), so the body is welcome.
+    continue_ = {};
+    continue_.version(parser_->get().version());
+    continue_.result(http::status::continue_);
+    stream_.expires_after(io_timeout);
+    http::async_write(stream_, continue_, [self = shared_from_this()](error_code wec, size_t) {
+      if (wec) {
+        self->close();
+        return;
+      }
+      self->read_body();
+    });
+  }
+
+  void read_body() {
+    // The body usually came in the same segment as the header: parse what is buffered
+    // first, so that such a request costs no second asynchronous step (what
+    // http::async_read does, minus the posted completion).
+    error_code ec;
+    while (!parser_->is_done() && buf_.size() > 0) {
+      auto used = parser_->put(buf_.data(), ec);
+      buf_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec || used == 0)
+        break;
+    }
+    if (ec || parser_->is_done()) {
+      on_read(ec);
+      return;
+    }
+    stream_.expires_after(io_timeout);
     http::async_read(stream_, buf_, *parser_,
-                     [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+                     [self = shared_from_this()](error_code rec, size_t) { self->on_read(rec); });
   }
 
   void on_read(error_code ec) {
@@ -286,6 +349,8 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<request> req_;
   http::response<http::string_body> out_;
+  /// The interim `100 Continue`, alive while it is written.
+  http::response<http::empty_body> continue_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   /// A request was read and its answer is not written yet.

@@ -16,7 +16,7 @@
 //
 //   I/O thread (http.threads, default 1): accept, read, parse, route
 //     |-- async route (commands, states, /healthz): asks the aggregates through
-//     |   async_ask.hpp and returns at once; the answer comes back as a post to the
+//     |   runtime::ask_async and returns at once; the answer comes back as a post to the
 //     |   connection's strand, which writes it
 //     '-- blocking route (events, /metrics): runs on the blocking pool
 //         (http.blocking_threads), answers the same way
@@ -37,11 +37,11 @@ namespace bank {
 
 class bank_server {
 public:
-  /// Builds the route table and the async asker (which starts the runtime's router:
-  /// register the aggregates first).
+  /// Builds the route table. Register the aggregates first: the first request starts
+  /// the runtime's router.
   bank_server(evident::runtime& rt, http_options opts, std::initializer_list<route_group> groups);
 
-  /// Stops the async asker. Join the thread that runs serve() first.
+  /// Joins the blocking pool. Join the thread that runs serve() first.
   ~bank_server();
 
   bank_server(const bank_server&) = delete;

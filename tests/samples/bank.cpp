@@ -392,6 +392,49 @@ BOOST_AUTO_TEST_CASE(a_body_over_max_body_gets_413_without_being_read) {
   BOOST_TEST(c.closed());
 }
 
+BOOST_AUTO_TEST_CASE(expect_100_continue_gets_the_interim_answer_before_the_body_is_sent) {
+  // curl sends `Expect: 100-continue` for large bodies and waits (1 s) for the interim
+  // answer before it sends the body.
+  raw_connection c{bank.port()};
+  auto body = json{{"id", "x-1"}, {"owner", "ada"}, {"note", std::string(2000, 'n')}}.dump();
+  BOOST_REQUIRE(c.send("POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Expect: 100-continue\r\nContent-Length: "
+                       + std::to_string(body.size()) + "\r\n\r\n"));
+  // Nothing of the body was sent: only the interim answer can come now.
+  auto interim = c.read_response(5s);
+  BOOST_TEST(interim.rfind("HTTP/1.1 100 Continue\r\n", 0) == 0u, interim);
+  BOOST_REQUIRE(c.send(body));
+  auto created = c.read_response(10s);
+  BOOST_TEST(created.rfind("HTTP/1.1 201", 0) == 0u, created);
+  BOOST_TEST(created.find("\"id\":\"x-1\"") != std::string::npos);
+  // The connection goes on as usual.
+  BOOST_REQUIRE(c.send("GET /accounts/x-1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto state = c.read_response(10s);
+  BOOST_TEST(state.rfind("HTTP/1.1 200", 0) == 0u, state);
+  BOOST_TEST(!c.closed());
+}
+
+BOOST_AUTO_TEST_CASE(expect_100_continue_with_a_body_over_max_body_gets_413_and_no_100) {
+  raw_connection c{bank.port()};
+  BOOST_REQUIRE(c.send("POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"));
+  auto out = c.read_until_closed(10s);
+  BOOST_TEST(out.rfind("HTTP/1.1 413", 0) == 0u, out);
+  BOOST_TEST(out.find("100 Continue") == std::string::npos);
+  BOOST_TEST(c.closed());
+}
+
+BOOST_AUTO_TEST_CASE(an_expectation_other_than_100_continue_gets_417) {
+  raw_connection c{bank.port()};
+  BOOST_REQUIRE(c.send("POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Expect: something-else\r\nContent-Length: 2\r\n\r\n"));
+  auto out = c.read_until_closed(10s);
+  BOOST_TEST(out.rfind("HTTP/1.1 417", 0) == 0u, out);
+  BOOST_TEST(out.find("expectation_failed") != std::string::npos);
+  BOOST_TEST(c.closed());
+  BOOST_TEST(status(http.Get("/healthz")) == 200);
+}
+
 BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
   open("p-1");
   raw_connection c{bank.port()};

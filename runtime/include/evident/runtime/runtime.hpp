@@ -22,7 +22,9 @@
 //        │                                 │
 //   startup_error                  1. refuse new requests (errc::unavailable)
 //   (bad config,                   2. wait for requests in flight to be answered
-//    unopenable journal)           3. sagas: subscription, then manager (appends
+//    unopenable journal)              (ask_async ones too: their callbacks have run),
+//                                     then stop the ask_async bridges
+//                                  3. sagas: subscription, then manager (appends
 //                                     already sent still commit: the writer is alive)
 //                                  3b. router: stop every aggregate, quit
 //                                  4. views and raw subscriptions: each finishes the
@@ -68,6 +70,10 @@
 #include <vector>
 
 namespace evident {
+
+namespace detail {
+struct async_request; // ask_async.cpp
+} // namespace detail
 
 /// Why a runtime did not start. `what()` is the message; `err()` has the errc too:
 /// invalid_input (bad config), not_a_journal, unsupported_format, io_error (the data
@@ -177,14 +183,8 @@ public:
   [[nodiscard]] expected<typename Spec::reply>
   ask(const std::string& id, typename Spec::command cmd, const std::string& command_id,
       std::chrono::milliseconds timeout) {
-    auto r
-        = ask_boxed(std::string{Spec::name}, id, box_command(std::move(cmd)), command_id, timeout);
-    if (!r)
-      return std::move(r).err();
-    if (const auto* x = unbox_reply<typename Spec::reply>(*r))
-      return *x;
-    return error{errc::invalid_input,
-                 "the reply of aggregate type '" + std::string{Spec::name} + "' has another type"};
+    return typed_reply<Spec>(
+        ask_boxed(std::string{Spec::name}, id, box_command(std::move(cmd)), command_id, timeout));
   }
 
   /// `ask` with the command and reply boxed, by type name.
@@ -199,24 +199,94 @@ public:
   ///   unknown_event_type, io_error, timeout, unavailable.
   template <aggregate_spec Spec>
   [[nodiscard]] expected<typed_state<Spec>> state_of(const std::string& id, state_query q = {}) {
-    auto r = state_of_boxed(std::string{Spec::name}, id, q, cfg_.requests.ask_timeout);
-    if (!r)
-      return std::move(r).err();
-    const auto* st = std::any_cast<typename Spec::state>(&r->state);
-    if (st == nullptr)
-      return error{errc::invalid_input, "the state of aggregate type '" + std::string{Spec::name}
-                                            + "' has another type"};
-    typed_state<Spec> out;
-    out.state = *st;
-    out.version = r->version;
-    out.time_ns = r->time_ns;
-    return out;
+    return typed_state_of<Spec>(
+        state_of_boxed(std::string{Spec::name}, id, q, cfg_.requests.ask_timeout));
   }
 
   /// `state_of` with the state boxed, by type name.
   [[nodiscard]] expected<aggregate_state> state_of_boxed(const std::string& type,
                                                          const std::string& id, state_query q,
                                                          std::chrono::milliseconds timeout);
+
+  // -- asynchronous requests --------------------------------------------------------
+  //
+  // ask and state_of without a waiting thread, for event loops (an HTTP server's I/O
+  // threads) and other code that must not block:
+  //
+  //   caller --(request)--> bridge --request--> router --delegate--> aggregate
+  //                           |  (one of a small pool, picked by the id's hash)    |
+  //   done(answer) <----------'<------------- reply_box | error --------------------'
+  //
+  // Each call is counted in requests_in_flight() from the call until `done` returned,
+  // so stop() waits for it like for a blocking ask: `done` runs before stop() returns
+  // (unless the drain ran out of time: then it gets `timeout`, still before stop()
+  // returns). Calls from one thread to one aggregate are decided in call order.
+
+  /// Where an asynchronous answer goes. Called exactly once with the answer or the error.
+  /// Thread: a CAF worker (inside the bridge actor), or the calling thread when the call
+  /// is refused at once (runtime not running, bad timeout). It must be short and must not
+  /// block: no blocking ask, no stop(), no waiting on a lock held across another ask;
+  /// hand the answer on (post it to an executor) and return. Another ask_async from it is
+  /// fine. An exception it throws is caught and dropped.
+  template <class T>
+  using async_callback = std::function<void(expected<T>)>;
+
+  /// `ask` without the wait: sends `cmd` to the aggregate `id` of type `Spec` and returns;
+  /// `done` gets the reply (after the command's events committed) or the error. Same
+  /// semantics as ask: a command that meets an aggregate that just passivated
+  /// (sec::request_receiver_down) is sent once more within the same deadline; a domain
+  /// refusal is a reply. Cost: one small allocation and one message more than a blocking
+  /// ask, but no thread switch; timeouts are checked by one timer per bridge, not one per
+  /// call.
+  /// Fails (through `done`) with: what ask fails with (the router's errors, timeout:
+  ///   outcome unknown, retry with the same command id; unavailable: the runtime is
+  ///   stopping or stopped, nothing was taken), and invalid_input for a timeout <= 0.
+  /// Throws std::invalid_argument (on the calling thread) when `done` is empty.
+  template <aggregate_spec Spec>
+  void ask_async(std::string id, typename Spec::command cmd, std::string command_id,
+                 async_callback<typename Spec::reply> done) {
+    ask_async<Spec>(std::move(id), std::move(cmd), std::move(command_id), cfg_.requests.ask_timeout,
+                    std::move(done));
+  }
+
+  template <aggregate_spec Spec>
+  void ask_async(std::string id, typename Spec::command cmd, std::string command_id,
+                 std::chrono::milliseconds timeout, async_callback<typename Spec::reply> done) {
+    if (!done)
+      throw std::invalid_argument("ask_async: the callback is empty");
+    ask_async_boxed(
+        std::string{Spec::name}, std::move(id), box_command(std::move(cmd)), std::move(command_id),
+        timeout,
+        [done = std::move(done)](expected<reply_box> r) { done(typed_reply<Spec>(std::move(r))); });
+  }
+
+  /// `ask_async` with the command and reply boxed, by type name.
+  void ask_async_boxed(std::string type, std::string id, command_box cmd, std::string command_id,
+                       std::chrono::milliseconds timeout, async_callback<reply_box> done);
+
+  /// `state_of` without the wait; `done` gets the state or the error (as state_of fails).
+  /// Waits at most `requests.ask_timeout` (or `timeout`). Threads and callback rules as
+  /// for ask_async.
+  template <aggregate_spec Spec>
+  void state_of_async(std::string id, state_query q, async_callback<typed_state<Spec>> done) {
+    state_of_async<Spec>(std::move(id), q, cfg_.requests.ask_timeout, std::move(done));
+  }
+
+  template <aggregate_spec Spec>
+  void state_of_async(std::string id, state_query q, std::chrono::milliseconds timeout,
+                      async_callback<typed_state<Spec>> done) {
+    if (!done)
+      throw std::invalid_argument("state_of_async: the callback is empty");
+    state_of_async_boxed(std::string{Spec::name}, std::move(id), q, timeout,
+                         [done = std::move(done)](expected<aggregate_state> r) {
+                           done(typed_state_of<Spec>(std::move(r)));
+                         });
+  }
+
+  /// `state_of_async` with the state boxed, by type name.
+  void state_of_async_boxed(std::string type, std::string id, state_query q,
+                            std::chrono::milliseconds timeout,
+                            async_callback<aggregate_state> done);
 
   // -- views and subscriptions ------------------------------------------------------
 
@@ -373,7 +443,8 @@ public:
   /// most requests.ask_timeout); after stop, the last values.
   runtime_metrics metrics();
 
-  /// Requests (appends, asks) taken and not yet answered. Cheap: no actor is asked.
+  /// Requests (appends, asks, queries, asynchronous asks until their callback returned)
+  /// taken and not yet answered. Cheap: no actor is asked.
   size_t requests_in_flight() const;
 
   /// The configuration this runtime started with (validated).
@@ -400,6 +471,35 @@ public:
 private:
   enum class phase : uint8_t { running, stopping, stopped };
 
+  friend struct detail::async_request;
+
+  /// A boxed reply as `Spec::reply`; invalid_input when it holds another type.
+  template <aggregate_spec Spec>
+  static expected<typename Spec::reply> typed_reply(expected<reply_box> r) {
+    if (!r)
+      return std::move(r).err();
+    if (const auto* x = unbox_reply<typename Spec::reply>(*r))
+      return *x;
+    return error{errc::invalid_input,
+                 "the reply of aggregate type '" + std::string{Spec::name} + "' has another type"};
+  }
+
+  /// A boxed state as typed_state<Spec>; invalid_input when it holds another type.
+  template <aggregate_spec Spec>
+  static expected<typed_state<Spec>> typed_state_of(expected<aggregate_state> r) {
+    if (!r)
+      return std::move(r).err();
+    const auto* st = std::any_cast<typename Spec::state>(&r->state);
+    if (st == nullptr)
+      return error{errc::invalid_input, "the state of aggregate type '" + std::string{Spec::name}
+                                            + "' has another type"};
+    typed_state<Spec> out;
+    out.state = *st;
+    out.version = r->version;
+    out.time_ns = r->time_ns;
+    return out;
+  }
+
   status do_stop();
   /// Sends `user_shutdown` to `dest` and waits for its down message (drain_timeout);
   /// kills it past that. Fails with timeout naming `what`.
@@ -412,6 +512,11 @@ private:
   /// Takes a request slot (counts it in flight) or says why not. Needs no lock.
   status enter_request();
   void leave_request();
+  /// enter_request for an asynchronous request: also starts the router and the bridges
+  /// if needed and returns the bridge for `id` (ask_async.cpp).
+  expected<caf::actor> enter_async(const std::string& id);
+  /// Hands `req` to its bridge, or answers it at once when the runtime refuses it.
+  void start_async(std::shared_ptr<detail::async_request> req);
 
   runtime_config cfg_;
   std::unique_ptr<caf::actor_system_config> caf_cfg_;
@@ -431,6 +536,9 @@ private:
   std::vector<std::shared_ptr<const aggregate_model>> models_;
   caf::actor router_;
   bool router_started_ = false;
+  /// The bridges of ask_async / state_of_async (ask_async.cpp), spawned on the first
+  /// asynchronous request; stopped by stop() right after the drain.
+  std::vector<caf::actor> bridges_;
   caf::actor bus_;
   struct view_entry {
     std::string name;
