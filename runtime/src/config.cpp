@@ -431,6 +431,42 @@ const std::vector<entry>& table() {
         "Most time a view or subscriber may take for one batch; past it its subscription "
         "stops with timeout.",
         [](auto& c) -> auto& { return c.views.deliver_timeout; }, ms{1}, day));
+    // [sagas]
+    t.push_back(count_entry(
+        "sagas", "max_attempts",
+        "Attempts of one saga command (unavailable, overloaded, timeouts) before its saga "
+        "is parked.",
+        [](auto& c) -> auto& { return c.sagas.max_attempts; }, 1, 1'000'000));
+    t.push_back(duration_entry(
+        "sagas", "backoff_initial",
+        "Retry delay after a saga command's first failure; it doubles per attempt...",
+        [](auto& c) -> auto& { return c.sagas.backoff_initial; }, ms{1}, day));
+    t.push_back(duration_entry(
+        "sagas", "backoff_max", "... up to this.",
+        [](auto& c) -> auto& { return c.sagas.backoff_max; }, ms{1}, day));
+    t.push_back(duration_entry(
+        "sagas", "command_timeout",
+        "How long one saga command may take at the router before it counts as a "
+        "(retried) timeout.",
+        [](auto& c) -> auto& { return c.sagas.command_timeout; }, ms{1}, day));
+    t.push_back(duration_entry(
+        "sagas", "append_timeout",
+        "How long one saga progress append may take; past it the outcome is unknown and "
+        "the saga manager stops.",
+        [](auto& c) -> auto& { return c.sagas.append_timeout; }, ms{1}, day));
+    t.push_back(count_entry(
+        "sagas", "max_in_flight_commands",
+        "Saga commands out at the router at once, per saga type (more wait in a queue).",
+        [](auto& c) -> auto& { return c.sagas.max_in_flight_commands; }, 1, count_max));
+    t.push_back(count_entry(
+        "sagas", "max_in_flight_appends",
+        "Saga progress appends out at the journal writer at once, per saga type.",
+        [](auto& c) -> auto& { return c.sagas.max_in_flight_appends; }, 1, count_max));
+    t.push_back(duration_entry(
+        "sagas", "tick_interval",
+        "How often due saga deadlines are checked: a deadline fires at most this late "
+        "(0s = only when asked, for tests with a virtual clock).",
+        [](auto& c) -> auto& { return c.sagas.tick_interval; }, ms{0}, day));
     // [shutdown]
     t.push_back(duration_entry(
         "shutdown", "drain_timeout",
@@ -533,6 +569,11 @@ status validate(const runtime_config& cfg) {
                                           + render_size(cfg.limits.max_append_bytes) + ")"};
   if (auto err = validate(cfg.group_commit))
     return err;
+  if (cfg.sagas.backoff_max < cfg.sagas.backoff_initial)
+    return error{errc::invalid_input, "sagas.backoff_max ("
+                                          + render_duration(cfg.sagas.backoff_max)
+                                          + ") is shorter than sagas.backoff_initial ("
+                                          + render_duration(cfg.sagas.backoff_initial) + ")"};
   if (cfg.views.max_buffer_events < cfg.views.read_batch)
     return error{errc::invalid_input, "views.max_buffer_events ("
                                           + std::to_string(cfg.views.max_buffer_events)

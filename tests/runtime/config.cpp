@@ -72,6 +72,14 @@ const std::map<std::string, std::string>& every_key() {
       {"views.checkpoint_every", "100"},
       {"views.checkpoint_interval", "250ms"},
       {"views.deliver_timeout", "30s"},
+      {"sagas.max_attempts", "3"},
+      {"sagas.backoff_initial", "20ms"},
+      {"sagas.backoff_max", "2s"},
+      {"sagas.command_timeout", "4s"},
+      {"sagas.append_timeout", "6s"},
+      {"sagas.max_in_flight_commands", "64"},
+      {"sagas.max_in_flight_appends", "128"},
+      {"sagas.tick_interval", "250ms"},
       {"shutdown.drain_timeout", "1min"},
   };
   return values;
@@ -136,6 +144,14 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "views.checkpoint_interval") == "1s");
   BOOST_TEST(get(cfg, "views.deliver_timeout") == "1min");
   BOOST_TEST(get(cfg, "shutdown.drain_timeout") == "10s");
+  BOOST_TEST(get(cfg, "sagas.max_attempts") == "8");
+  BOOST_TEST(get(cfg, "sagas.backoff_initial") == "50ms");
+  BOOST_TEST(get(cfg, "sagas.backoff_max") == "5s");
+  BOOST_TEST(get(cfg, "sagas.command_timeout") == "10s");
+  BOOST_TEST(get(cfg, "sagas.append_timeout") == "10s");
+  BOOST_TEST(get(cfg, "sagas.max_in_flight_commands") == "1024");
+  BOOST_TEST(get(cfg, "sagas.max_in_flight_appends") == "2048");
+  BOOST_TEST(get(cfg, "sagas.tick_interval") == "100ms");
 }
 
 BOOST_AUTO_TEST_CASE(the_default_journal_options_are_the_journals_defaults) {
@@ -187,6 +203,9 @@ BOOST_AUTO_TEST_CASE(every_key_can_be_set_from_a_file) {
   BOOST_TEST(cfg.shutdown.drain_timeout.count() == 60'000);
   BOOST_TEST(cfg.scheduler.threads == 1u);
   BOOST_TEST(cfg.snapshots.every == 0u);
+  BOOST_TEST(cfg.sagas.max_attempts == 3u);
+  BOOST_TEST(cfg.sagas.backoff_initial.count() == 20);
+  BOOST_TEST(cfg.sagas.tick_interval.count() == 250);
   BOOST_TEST(!validate(cfg));
   auto j = cfg.journal();
   BOOST_TEST(j.max_id_bytes == 100u);
@@ -392,6 +411,14 @@ BOOST_AUTO_TEST_CASE(validation_names_the_key_of_a_value_set_in_code) {
   check([](runtime_config& c) { c.aggregates.max_in_flight = 0; }, "aggregates.max_in_flight");
   check([](runtime_config& c) { c.aggregates.idle_timeout = -1ms; }, "aggregates.idle_timeout");
   check([](runtime_config& c) { c.snapshots.keep_last = 0; }, "snapshots.keep_last");
+  check([](runtime_config& c) { c.sagas.max_attempts = 0; }, "sagas.max_attempts: 0 is out of range");
+  check([](runtime_config& c) { c.sagas.tick_interval = -1ms; }, "sagas.tick_interval");
+  check(
+      [](runtime_config& c) {
+        c.sagas.backoff_initial = 2s;
+        c.sagas.backoff_max = 1s;
+      },
+      "sagas.backoff_max (1s) is shorter than sagas.backoff_initial (2s)");
   check([](runtime_config& c) { c.storage.map_size = 1024; },
         "storage.map_size: 1KiB is out of range");
   check([](runtime_config& c) { c.storage.sync = static_cast<durability>(9); },

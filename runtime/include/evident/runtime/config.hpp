@@ -24,6 +24,7 @@
 #include "evident/persistence/errc.hpp"
 #include "evident/persistence/options.hpp"
 #include "evident/runtime/defaults.hpp"
+#include "evident/sagas/options.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -156,6 +157,12 @@ struct runtime_config {
     /// past it the subscription stops with timeout. Default: 60 s.
     std::chrono::milliseconds deliver_timeout{defaults::subscription::deliver_timeout_ms};
   } views;
+
+  // -- [sagas] ----------------------------------------------------------------------
+
+  /// sagas.*: the options of every saga type registered without options of its own
+  /// (runtime::register_saga<Spec>()). Defaults: evident::defaults::saga.
+  saga_options sagas;
 
   // -- [shutdown] -------------------------------------------------------------------
 

@@ -354,10 +354,18 @@ public:
   /// "saga.<name>" (managed checkpoint, filtered on the saga's event types) feeds it.
   /// Commands go through the aggregate router: register the aggregates the saga talks
   /// to first (this starts the router, which ends aggregate registration).
+  /// Options: the configuration's [sagas] section (config().sagas).
   /// Throws std::logic_error when the runtime is not running, std::invalid_argument when
-  /// a saga of that name exists or `opts` is invalid.
+  /// a saga of that name exists.
   template <saga_spec Spec>
-  void register_saga(saga_options opts = {}) {
+  void register_saga() {
+    register_saga(make_saga_model<Spec>(), cfg_.sagas);
+  }
+
+  /// register_saga with options of its own for this saga type. Throws as above, and
+  /// std::invalid_argument when `opts` is invalid.
+  template <saga_spec Spec>
+  void register_saga(saga_options opts) {
     register_saga(make_saga_model<Spec>(), std::move(opts));
   }
 
