@@ -167,19 +167,22 @@ std::string to_prometheus(const runtime_metrics& m) {
       return;
     header(out, name, "counter", help);
     for (const auto& x : m.sagas)
-      out += std::string{name} + "{saga=\"" + x.name + "\"} " + std::to_string(value(x.counters))
+      out += std::string{name} + "{saga=\"" + x.name + "\"} " + std::to_string(value(x))
              + "\n";
   };
   per_saga("evident_saga_events_total", "Events handled by the saga manager.",
-           [](const saga_metrics& c) { return c.events; });
+           [](const named_saga_metrics& x) { return x.counters.events; });
   per_saga("evident_saga_commands_total", "Commands dispatched by sagas (retries included).",
-           [](const saga_metrics& c) { return c.commands; });
+           [](const named_saga_metrics& x) { return x.counters.commands; });
   per_saga("evident_saga_retries_total", "Dispatches after a transient failure.",
-           [](const saga_metrics& c) { return c.retries; });
+           [](const named_saga_metrics& x) { return x.counters.retries; });
   per_saga("evident_saga_parkings_total", "Saga instances parked after failures.",
-           [](const saga_metrics& c) { return c.parkings; });
+           [](const named_saga_metrics& x) { return x.counters.parkings; });
   per_saga("evident_saga_deadlines_fired_total", "Saga deadlines that expired and fired.",
-           [](const saga_metrics& c) { return c.deadlines_fired; });
+           [](const named_saga_metrics& x) { return x.counters.deadlines_fired; });
+  per_saga("evident_saga_manager_restarts_total",
+           "Saga managers replaced after they stopped on an unknown append outcome.",
+           [](const named_saga_metrics& x) { return x.restarts; });
   // -- runtime
   sample(out, "evident_runtime_requests_total", "counter", "Appends and asks taken by the runtime.",
          m.requests);

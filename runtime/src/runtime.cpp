@@ -502,14 +502,62 @@ expected<view_result> runtime::query_boxed(const std::string& view_name, view_qu
 
 // -- sagas --------------------------------------------------------------------------
 
+namespace {
+
+using saga_restart_atom = caf::atom_constant<caf::atom("saga_rst")>;
+
+subscription_options saga_subscription(const std::shared_ptr<const saga_model>& model) {
+  subscription_options so;
+  so.name = saga_subscription_name(*model);
+  so.filter.predicate = [model](const recorded_event& e) { return model->knows(e.type); };
+  return so;
+}
+
+// Watches one saga type's manager. A manager stops on its own only when a progress
+// append had an unknown outcome (saga_manager.hpp, "Failures"): then a new one, which
+// recovers from the journal, takes its place, after a backoff (100 ms doubling up to
+// 10 s) so that a journal that keeps failing is not hammered. stop() kills the
+// supervisor before it stops the manager.
+caf::behavior saga_supervisor(caf::event_based_actor* self, caf::actor manager,
+                              std::function<std::optional<caf::actor>()> restart) {
+  self->monitor(manager);
+  auto failures = std::make_shared<unsigned>(0);
+  self->set_down_handler([self, failures](caf::down_msg& dm) {
+    if (dm.reason == caf::exit_reason::user_shutdown || dm.reason == caf::exit_reason::kill) {
+      self->quit();
+      return;
+    }
+    auto delay = std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds{100} * (1u << std::min(*failures, 7u)),
+        std::chrono::seconds{10});
+    ++*failures;
+    self->delayed_send(self, delay, saga_restart_atom::value);
+  });
+  return {
+      [self, failures, restart](saga_restart_atom) {
+        auto m = restart();
+        if (!m) {
+          self->quit(); // the runtime is stopping
+          return;
+        }
+        if (!*m) { // spawning failed: try again later
+          ++*failures;
+          self->delayed_send(self, std::chrono::milliseconds{100} * (1u << std::min(*failures, 7u)),
+                             saga_restart_atom::value);
+          return;
+        }
+        self->monitor(*m);
+      },
+  };
+}
+
+} // namespace
+
 void runtime::register_saga(std::shared_ptr<const saga_model> model, saga_options opts,
                             std::shared_ptr<const saga_clock> clock) {
   if (!model)
     throw std::invalid_argument("register_saga: model is null");
   auto name = std::string{model->name()};
-  subscription_options so;
-  so.name = saga_subscription_name(*model);
-  so.filter.predicate = [model](const recorded_event& e) { return model->knows(e.type); };
   std::lock_guard guard{mtx_};
   if (phase_ != phase::running)
     throw std::logic_error("register_saga('" + name + "'): the runtime is not running");
@@ -521,12 +569,43 @@ void runtime::register_saga(std::shared_ptr<const saga_model> model, saga_option
   env.writer = writer_;
   env.journal = journal_;
   env.router = router_locked();
-  env.clock = std::move(clock);
-  env.options = std::move(opts);
-  auto manager = spawn_saga_manager(*sys_, std::move(env), std::move(model));
+  env.clock = clock;
+  env.options = opts;
+  auto manager = spawn_saga_manager(*sys_, std::move(env), model);
   // Not in subscriptions_: a saga's subscription stops earlier, with its manager.
-  auto sub = spawn_subscription_locked(manager, std::move(so));
-  sagas_.push_back(saga_entry{std::move(name), std::move(manager), std::move(sub)});
+  auto sub = spawn_subscription_locked(manager, saga_subscription(model));
+  auto supervisor = sys_->spawn(saga_supervisor, manager,
+                                [this, name]() { return restart_saga(name); });
+  sagas_.push_back(saga_entry{name, std::move(manager), std::move(sub), std::move(model),
+                              std::move(opts), std::move(clock), std::move(supervisor), 0});
+}
+
+std::optional<caf::actor> runtime::restart_saga(const std::string& name) {
+  std::lock_guard guard{mtx_};
+  if (phase_ != phase::running)
+    return std::nullopt;
+  auto i = std::find_if(sagas_.begin(), sagas_.end(),
+                        [&](const saga_entry& x) { return x.name == name; });
+  if (i == sagas_.end())
+    return std::nullopt;
+  // Usually gone already (its batch was answered with the manager's error); a new one
+  // starts from the checkpoint, and the new manager skips what it already recorded.
+  caf::anon_send_exit(i->subscription, caf::exit_reason::user_shutdown);
+  saga_env env;
+  env.writer = writer_;
+  env.journal = journal_;
+  env.router = router_locked();
+  env.clock = i->clock;
+  env.options = i->options;
+  try {
+    auto manager = spawn_saga_manager(*sys_, std::move(env), i->model);
+    i->subscription = spawn_subscription_locked(manager, saga_subscription(i->model));
+    i->manager = manager;
+    ++i->restarts;
+    return manager;
+  } catch (const std::exception&) {
+    return caf::actor{}; // recovery failed (the journal?): the supervisor tries again
+  }
 }
 
 caf::actor runtime::saga_manager(std::string_view name) const {
@@ -644,6 +723,7 @@ status runtime::do_stop() {
       last_saga_metrics_ = std::move(sms);
   }
   for (const auto& x : sagas) {
+    keep_first(stop_actor(x.supervisor, "saga supervisor"));
     keep_first(stop_actor(x.subscription, "saga subscription"));
     keep_first(stop_actor(x.manager, "saga manager"));
   }
@@ -769,7 +849,7 @@ runtime::ask_saga_metrics(const std::vector<saga_entry>& sagas, std::chrono::mil
   std::vector<named_saga_metrics> out;
   for (const auto& x : sagas)
     if (auto y = ask_metrics<saga_metrics>(x.manager, timeout))
-      out.push_back(named_saga_metrics{x.name, *y});
+      out.push_back(named_saga_metrics{x.name, *y, x.restarts});
   return out;
 }
 

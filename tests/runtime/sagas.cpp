@@ -5,6 +5,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "evident/persistence/failing_journal.hpp"
 #include "evident/runtime/runtime.hpp"
 
 #include "sagas/transfer.hpp"
@@ -136,6 +137,46 @@ BOOST_AUTO_TEST_CASE(after_a_restart_the_saga_knows_its_instances_and_runs_no_st
   BOOST_CHECK_EQUAL(balance_of(*rt, "a"), 50);
   BOOST_CHECK_EQUAL(balance_of(*rt, "b"), 50);
   BOOST_CHECK(!rt->stop());
+}
+
+BOOST_AUTO_TEST_CASE(a_saga_manager_stopped_by_an_unknown_outcome_is_replaced_and_the_saga_ends) {
+  test::temp_dir dir;
+  std::shared_ptr<failing_journal> fj;
+  runtime_hooks hooks;
+  hooks.wrap_journal = [&](std::shared_ptr<journal> j) {
+    fj = std::make_shared<failing_journal>(std::move(j));
+    return fj;
+  };
+  auto rt = std::make_unique<runtime>(config_for(dir), hooks);
+  rt->register_aggregate<bank::account_aggregate>();
+  rt->register_aggregate<transfers::transfer_aggregate>();
+  rt->register_saga<transfers::transfer_saga>();
+  open_with(*rt, "a", 100);
+  open_with(*rt, "b", 0);
+  auto first_manager = rt->saga_manager("transfer");
+  // Next append: the transfer request; the one after: the saga's first progress record.
+  // It is written, but the manager hears io_error (outcome unknown) and stops.
+  fj->fail_nth_append(fj->appends() + 2, errc::io_error, failure_point::after_write);
+  request(*rt, "t1", "a", "b", 30);
+  // Waits on whichever manager is current; one that stops answers with an error.
+  expected<saga_summary> done = error{errc::timeout, "not asked"};
+  for (int i = 0; i < 100 && !(done && done->status == saga_status::completed); ++i)
+    done = rt->saga_wait("transfer", "t1", 200ms);
+  BOOST_REQUIRE_MESSAGE(done.has_value(), "t1: " << (done ? "" : to_string(done.err())));
+  BOOST_CHECK(done->status == saga_status::completed);
+  BOOST_CHECK(rt->saga_manager("transfer") != first_manager);
+  BOOST_CHECK_EQUAL(balance_of(*rt, "a"), 70); // one debit, one credit: nothing twice
+  BOOST_CHECK_EQUAL(balance_of(*rt, "b"), 30);
+  auto m = rt->metrics();
+  BOOST_REQUIRE_EQUAL(m.sagas.size(), 1u);
+  BOOST_CHECK_EQUAL(m.sagas[0].restarts, 1u);
+  BOOST_CHECK(to_prometheus(m).find("evident_saga_manager_restarts_total{saga=\"transfer\"} 1")
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(m.sagas[0].counters.completed, 1u);
+  fj.reset(); // stop() waits until nothing holds the LMDB journal
+  first_manager = nullptr;
+  auto stopped = rt->stop();
+  BOOST_CHECK_MESSAGE(!stopped, to_string(stopped));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,6 +17,9 @@ namespace evident {
 struct named_saga_metrics {
   std::string name;
   saga_metrics counters;
+  /// Times the runtime replaced this saga type's manager after it stopped on its own
+  /// (an unknown append outcome; the new one recovers from the journal).
+  uint64_t restarts = 0;
 };
 
 /// A snapshot of a node's counters, taken by `runtime::metrics()`. Counters count since

@@ -558,6 +558,13 @@ private:
     std::string name;
     caf::actor manager;
     caf::actor subscription;
+    /// What a restart needs (restart_saga).
+    std::shared_ptr<const saga_model> model;
+    saga_options options;
+    std::shared_ptr<const saga_clock> clock;
+    /// Watches `manager`; stopped first by stop().
+    caf::actor supervisor;
+    uint64_t restarts = 0;
   };
   std::vector<saga_entry> sagas_;
   std::vector<named_saga_metrics> last_saga_metrics_;
@@ -566,6 +573,11 @@ private:
                                              std::chrono::milliseconds timeout);
   std::vector<named_saga_metrics> ask_saga_metrics(const std::vector<saga_entry>& sagas,
                                                    std::chrono::milliseconds timeout);
+  /// Replaces the manager of saga type `name` that stopped on its own (and its
+  /// subscription) with a new one, which recovers from the journal. Runs on the
+  /// supervisor's CAF worker. Returns the new manager; an invalid handle when spawning
+  /// failed (try again later); nullopt when the runtime is stopping (give up).
+  std::optional<caf::actor> restart_saga(const std::string& name);
   /// Spawns a subscription feeding `subscriber`, options left at their defaults taking
   /// the config's [views] settings. Records it nowhere. Needs mtx_ and phase running.
   caf::actor spawn_subscription_locked(caf::actor subscriber, subscription_options opts);
