@@ -296,12 +296,8 @@ void ask_through_bridge(const caf::actor& bridge_handle, std::string type, std::
 
 expected<caf::actor> runtime::enter_async(const std::string& id) {
   std::lock_guard guard{mtx_};
-  if (phase_ != phase::running) {
-    ++refused_;
-    return error{errc::unavailable, phase_ == phase::stopping
-                                        ? "the runtime is stopping; the request was not taken"
-                                        : "the runtime is stopped; the request was not taken"};
-  }
+  if (phase_ != phase::running)
+    return refuse_locked();
   if (bridges_.empty()) {
     auto router_handle = router_locked();
     auto n = std::clamp<size_t>(cfg_.scheduler.threads, 1, max_bridges);

@@ -203,14 +203,17 @@ runtime::~runtime() {
 
 // -- requests -----------------------------------------------------------------------
 
+error runtime::refuse_locked() {
+  ++refused_;
+  return error{errc::unavailable, phase_ == phase::stopping
+                                      ? "the runtime is stopping; the request was not taken"
+                                      : "the runtime is stopped; the request was not taken"};
+}
+
 status runtime::enter_request() {
   std::lock_guard guard{mtx_};
-  if (phase_ != phase::running) {
-    ++refused_;
-    return error{errc::unavailable, phase_ == phase::stopping
-                                        ? "the runtime is stopping; the request was not taken"
-                                        : "the runtime is stopped; the request was not taken"};
-  }
+  if (phase_ != phase::running)
+    return refuse_locked();
   // stop() waits for in_flight_ to drop to 0 before it stops the router and the writer,
   // so a request that got past this check is answered by live actors.
   ++in_flight_;

@@ -519,6 +519,8 @@ private:
   caf::actor router_locked();
   /// Takes a request slot (counts it in flight) or says why not. Needs no lock.
   status enter_request();
+  /// Why a request is refused when the phase is not running (counted). Needs mtx_.
+  error refuse_locked();
   void leave_request();
   /// enter_request for an asynchronous request: also starts the router and the bridges
   /// if needed and returns the bridge for `id` (ask_async.cpp).
