@@ -11,6 +11,7 @@
 #include "evident/runtime/runtime.hpp"
 
 #include "support/account_aggregate.hpp"
+#include "support/gate_hook.hpp"
 #include "support/temp_dir.hpp"
 
 #include <caf/all.hpp>
@@ -73,27 +74,7 @@ private:
   std::vector<expected<T>> got_;
 };
 
-// Holds every commit of the writer's journal until released (see runtime.cpp's tests).
-struct gate_hook {
-  std::weak_ptr<failing_journal> ref;
-
-  runtime_hooks hooks() {
-    runtime_hooks h;
-    h.wrap_journal = [this](std::shared_ptr<journal> j) {
-      auto g = std::make_shared<failing_journal>(std::move(j));
-      g->hold();
-      ref = g;
-      return g;
-    };
-    return h;
-  }
-
-  std::shared_ptr<failing_journal> operator()() const {
-    auto g = ref.lock();
-    BOOST_REQUIRE(g != nullptr);
-    return g;
-  }
-};
+using test::gate_hook;
 
 // Counts events; waits (bounded) until there were enough.
 class countdown {

@@ -10,6 +10,7 @@
 #include "evident/runtime/runtime.hpp"
 
 #include "support/account_aggregate.hpp"
+#include "support/gate_hook.hpp"
 #include "support/temp_dir.hpp"
 
 #include <caf/all.hpp>
@@ -68,36 +69,7 @@ bool eventually(Pred pred) {
   return true;
 }
 
-// Wraps the writer's journal in a failing_journal that holds every commit until
-// released. Only a weak reference stays here: stop() waits until nothing holds the
-// journal, and a test must not be that something.
-struct gate_hook {
-  std::chrono::milliseconds hold_timeout;
-  std::weak_ptr<failing_journal> ref;
-
-  explicit gate_hook(std::chrono::milliseconds t = failing_journal::default_hold_timeout)
-      : hold_timeout(t) {
-    // nop
-  }
-
-  runtime_hooks hooks() {
-    runtime_hooks h;
-    h.wrap_journal = [this](std::shared_ptr<journal> j) {
-      auto g = std::make_shared<failing_journal>(std::move(j));
-      g->hold_timeout(hold_timeout);
-      g->hold();
-      ref = g;
-      return g;
-    };
-    return h;
-  }
-
-  std::shared_ptr<failing_journal> operator()() const {
-    auto g = ref.lock();
-    BOOST_REQUIRE(g != nullptr);
-    return g;
-  }
-};
+using test::gate_hook;
 
 // An aggregate type without a snapshot policy of its own: it gets the config's.
 struct added {

@@ -11,6 +11,7 @@
 #include "sagas/transfer.hpp"
 #include "support/account_aggregate.hpp"
 #include "support/checks.hpp"
+#include "support/gate_hook.hpp"
 #include "support/print.hpp"
 #include "support/temp_dir.hpp"
 
@@ -141,13 +142,8 @@ BOOST_AUTO_TEST_CASE(after_a_restart_the_saga_knows_its_instances_and_runs_no_st
 
 BOOST_AUTO_TEST_CASE(a_saga_manager_stopped_by_an_unknown_outcome_is_replaced_and_the_saga_ends) {
   test::temp_dir dir;
-  std::shared_ptr<failing_journal> fj;
-  runtime_hooks hooks;
-  hooks.wrap_journal = [&](std::shared_ptr<journal> j) {
-    fj = std::make_shared<failing_journal>(std::move(j));
-    return fj;
-  };
-  auto rt = std::make_unique<runtime>(config_for(dir), hooks);
+  test::gate_hook fj{failing_journal::default_hold_timeout, false}; // fails, holds nothing
+  auto rt = std::make_unique<runtime>(config_for(dir), fj.hooks());
   rt->register_aggregate<bank::account_aggregate>();
   rt->register_aggregate<transfers::transfer_aggregate>();
   rt->register_saga<transfers::transfer_saga>();
@@ -156,7 +152,7 @@ BOOST_AUTO_TEST_CASE(a_saga_manager_stopped_by_an_unknown_outcome_is_replaced_an
   auto first_manager = rt->saga_manager("transfer");
   // Next append: the transfer request; the one after: the saga's first progress record.
   // It is written, but the manager hears io_error (outcome unknown) and stops.
-  fj->fail_nth_append(fj->appends() + 2, errc::io_error, failure_point::after_write);
+  fj()->fail_nth_append(fj()->appends() + 2, errc::io_error, failure_point::after_write);
   request(*rt, "t1", "a", "b", 30);
   // Waits on whichever manager is current; one that stops answers with an error.
   expected<saga_summary> done = error{errc::timeout, "not asked"};
@@ -173,7 +169,6 @@ BOOST_AUTO_TEST_CASE(a_saga_manager_stopped_by_an_unknown_outcome_is_replaced_an
   BOOST_CHECK(to_prometheus(m).find("evident_saga_manager_restarts_total{saga=\"transfer\"} 1")
               != std::string::npos);
   BOOST_CHECK_EQUAL(m.sagas[0].counters.completed, 1u);
-  fj.reset(); // stop() waits until nothing holds the LMDB journal
   first_manager = nullptr;
   auto stopped = rt->stop();
   BOOST_CHECK_MESSAGE(!stopped, to_string(stopped));
