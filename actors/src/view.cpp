@@ -31,16 +31,6 @@ std::string view_db_name(std::string_view view_name) {
 
 namespace detail {
 
-std::string describe_view_exception() {
-  try {
-    throw;
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception not derived from std::exception";
-  }
-}
-
 std::string describe_event(const recorded_event& e) {
   return "position " + std::to_string(e.position) + " (stream '" + e.stream + "' version "
          + std::to_string(e.version) + ", type '" + e.type + "')";

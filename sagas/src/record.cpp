@@ -59,19 +59,6 @@ std::string saga_model::stream_of(std::string_view key) const {
   return out;
 }
 
-namespace detail {
-
-std::string describe_saga_exception() {
-  try {
-    throw;
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception not derived from std::exception";
-  }
-}
-
-} // namespace detail
 
 // -- record codec ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@
 #include "evident/runtime/runtime.hpp"
 
 #include "support/account_aggregate.hpp"
+#include "support/checks.hpp"
 #include "support/gate_hook.hpp"
 #include "support/temp_dir.hpp"
 
@@ -95,16 +96,7 @@ private:
   size_t n_ = 0;
 };
 
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using test::eventually;
 
 struct fixture {
   evident::test::temp_dir dir;

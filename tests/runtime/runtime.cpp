@@ -10,6 +10,7 @@
 #include "evident/runtime/runtime.hpp"
 
 #include "support/account_aggregate.hpp"
+#include "support/checks.hpp"
 #include "support/gate_hook.hpp"
 #include "support/temp_dir.hpp"
 
@@ -57,17 +58,7 @@ append_request one_event(std::string stream, expected_version ev = expected_vers
   return req;
 }
 
-// Polls `pred` until it holds or `bound` passes.
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using test::eventually;
 
 using test::gate_hook;
 

@@ -8,7 +8,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 /// Fails the test (and stops it) with the error's text when `expr` is an error status.
 #define REQUIRE_OK(expr)                                                                 \
@@ -23,6 +25,19 @@ namespace evident::test {
 template <class T>
 std::string why(const expected<T>& x) {
   return x ? std::string{} : to_string(x.err());
+}
+
+/// Polls `pred` every millisecond until it holds (true) or `bound` passes (false), for
+/// states that send no message when they are reached.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds bound = std::chrono::seconds{10}) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return true;
 }
 
 } // namespace evident::test

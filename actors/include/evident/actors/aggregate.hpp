@@ -30,6 +30,7 @@
 // retry with the same command id gets the original reply even after a restart.
 
 #include "evident/actors/defaults.hpp"
+#include "evident/actors/describe_exception.hpp"
 #include "evident/actors/effect.hpp"
 #include "evident/persistence/envelope.hpp"
 #include "evident/persistence/errc.hpp"
@@ -141,9 +142,6 @@ constexpr snapshot_policy spec_snapshots() {
   else
     return snapshot_policy{};
 }
-
-/// "what() of the current exception" for error messages.
-std::string describe_current_exception();
 
 } // namespace detail
 

@@ -47,6 +47,7 @@
 //                              rebuilds from 0; answers 0 once the rows are dropped.
 //   (metrics_atom) -> view_metrics
 
+#include "evident/actors/describe_exception.hpp"
 #include "evident/actors/subscription.hpp"
 #include "evident/persistence/checkpoint_store.hpp"
 #include "evident/persistence/envelope.hpp"
@@ -195,9 +196,6 @@ constexpr bool spec_durable() {
     return true;
 }
 
-/// "what() of the current exception".
-std::string describe_view_exception();
-
 /// Names an event in error messages: "position 17 (stream 'account-3', type 'x')".
 std::string describe_event(const recorded_event& e);
 
@@ -250,7 +248,7 @@ public:
     } catch (...) {
       error err{errc::corrupted, std::string{name()} + " project threw on "
                                      + detail::describe_event(e) + ": "
-                                     + detail::describe_view_exception()};
+                                     + detail::describe_current_exception()};
       err.position = e.position;
       return err;
     }
@@ -269,7 +267,7 @@ public:
       return ex.err();
     } catch (...) {
       return error{errc::invalid_input,
-                   std::string{name()} + " ask threw: " + detail::describe_view_exception()};
+                   std::string{name()} + " ask threw: " + detail::describe_current_exception()};
     }
   }
 

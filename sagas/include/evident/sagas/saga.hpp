@@ -320,8 +320,6 @@ public:
 
 namespace detail {
 
-std::string describe_saga_exception();
-
 template <class Spec>
 concept has_to_aggregate = requires(const typename Spec::command& c) {
   { Spec::to_aggregate(c) } -> std::convertible_to<command_box>;
@@ -366,7 +364,7 @@ public:
     } catch (...) {
       return error{errc::invalid_input, "saga '" + std::string{name()} + "' route threw at position "
                                           + std::to_string(e.position) + ": "
-                                          + detail::describe_saga_exception()};
+                                          + detail::describe_current_exception()};
     }
     if (r.ignored())
       return std::optional<routed_event>{};
@@ -411,7 +409,7 @@ public:
       s = Spec::handle(*st, typed);
     } catch (...) {
       return error{errc::invalid_input, "saga '" + std::string{name()} + "' handler threw: "
-                                          + detail::describe_saga_exception()};
+                                          + detail::describe_current_exception()};
     }
     erased_step out;
     try {
@@ -423,7 +421,7 @@ public:
     } catch (...) {
       return error{errc::invalid_input, "saga '" + std::string{name()}
                                           + "' state or command does not encode: "
-                                          + detail::describe_saga_exception()};
+                                          + detail::describe_current_exception()};
     }
     out.state = std::any{std::move(s.state)};
     out.deadlines_set = std::move(s.deadlines_set);
@@ -442,7 +440,7 @@ public:
       } catch (...) {
         return error{errc::invalid_input, "saga '" + std::string{name()}
                                             + "' to_aggregate threw: "
-                                            + detail::describe_saga_exception()};
+                                            + detail::describe_current_exception()};
       }
     } else {
       return box_command(std::move(*cmd));
