@@ -25,11 +25,12 @@
 //
 // Appends go to the writer as requests without a CAF timeout: in CAF 0.17.6 each
 // request timeout stays in the actor clock until it expires, even after the answer
-// came (~180 bytes and a few microseconds per append). Instead one watchdog message per
-// aggregate is scheduled while appends (or the fence) are unanswered; when it fires it
-// checks the oldest one against `append_timeout` (then: errc::timeout, the outcome is
-// unknown, the aggregate stops) and re-arms itself for the next deadline. The router
-// monitors the writer and stops every aggregate if it dies.
+// came (~180 bytes and a few microseconds per append). Instead, while appends (or the
+// fence) are unanswered, the aggregate keeps one entry in its router's append_watch
+// (detail/aggregate_actor.hpp); when it falls due the router sends a watchdog message,
+// which checks the oldest request against `append_timeout` (then: errc::timeout, the
+// outcome is unknown, the aggregate stops) and adds an entry for the next deadline. The
+// router monitors the writer and stops every aggregate if it dies.
 //
 // Passivation is the router's: it asks aggregates that got no command for
 // `idle_timeout` (and the least recently used ones beyond `max_active`) to stop; an
@@ -104,9 +105,6 @@ using steady = std::chrono::steady_clock;
 // Self-sent only: "replay the next batch".
 using replay_step_atom = caf::atom_constant<caf::atom("agg_replay")>;
 
-// Self-sent only: "check the oldest unanswered append against append_timeout".
-using watchdog_atom = caf::atom_constant<caf::atom("agg_wdog")>;
-
 // cold: spawned without a fence, recovery starts with the first command.
 // failed: recovery failed; commands already in the mailbox get its error, then quit.
 enum class phase : uint8_t { cold, fencing, recovering, running, failed, stopped };
@@ -176,7 +174,7 @@ struct aggregate_actor_state {
   // When the fence was sent (fencing phase only).
   caf::actor_clock::time_point fence_sent;
   phase ph = phase::fencing;
-  // A watchdog message is on its way (see on_watchdog).
+  // An entry of ours is in the router's append watch (see on_watchdog).
   bool watchdog_armed = false;
   // Why recovery failed (phase failed).
   caf::error failure;
@@ -253,14 +251,15 @@ bool rebuild_pending(agg_actor* self, size_t end) {
 
 void on_answer(agg_actor* self, uint64_t seq, expected<append_result> a);
 
-// Schedules the watchdog unless one is on its way already. Called whenever a request to
-// the writer goes out; the watchdog re-arms itself while requests are unanswered.
+// Adds an entry to the router's append watch unless one is pending already. Called
+// whenever a request to the writer goes out; on_watchdog adds the next one while
+// requests are unanswered.
 void arm_watchdog(agg_actor* self, caf::timespan delay) {
   auto& st = self->state;
   if (st.watchdog_armed)
     return;
   st.watchdog_armed = true;
-  self->delayed_send(self, delay, watchdog_atom::value);
+  st.ctx->watch->add(self->clock().now() + delay, caf::weak_actor_ptr{self->ctrl()});
 }
 
 caf::timespan append_timeout(const aggregate_actor_state& st) {

@@ -24,6 +24,12 @@
 // at the next tick. (A CAF `after` per aggregate would re-arm a timer in the actor
 // clock on every message, and keep one per idle aggregate.)
 //
+// Append deadlines: aggregates with requests out at the writer put their next deadline
+// in the shared append_watch; a second periodic tick (every append_timeout / 10, 10 ms
+// to 1 s, while deadlines are pending) sends a watchdog message to each whose deadline
+// fell due, at most 2,000 per message. One clock entry per router, instead of one per
+// aggregate with an append out.
+//
 // Fences: an aggregate that ended with an error may have left appends at the writer;
 // its key goes into `fence_next` and its next incarnation fences (see
 // aggregate_actor.cpp). Ids never seen, or whose last incarnation passivated, start
@@ -73,6 +79,15 @@ namespace {
 // Self-sent only: "passivate what has been idle for idle_timeout".
 using idle_tick_atom = caf::atom_constant<caf::atom("rt_idle")>;
 
+// Self-sent only: "send a watchdog message to each aggregate whose append deadline fell
+// due" (see detail::append_watch).
+using watch_tick_atom = caf::atom_constant<caf::atom("rt_watch")>;
+
+// Watchdog messages sent per watch tick at most; more go out in the next message, so
+// that one tick never floods the worker's queue (CAF 0.17's work-stealing queue makes
+// a long queue quadratic to steal from).
+constexpr size_t max_watchdogs_per_tick = 2'000;
+
 using time_point = caf::actor_clock::time_point;
 
 struct live_aggregate {
@@ -96,6 +111,7 @@ struct router_state {
   std::unordered_set<std::string> fence_next;
   bool fence_all = false;
   bool tick_armed = false;
+  bool watch_armed = false;
   /// Spawned by the router (stopped with it); null when the env brought its own.
   caf::actor own_snapshot_writer;
   /// Running temporal queries (linked): their normal exits are no reason to stop.
@@ -149,6 +165,34 @@ void arm_tick(router_actor* self) {
     return;
   st.tick_armed = true;
   self->delayed_send(self, tick_interval(st.ctx->env.options), idle_tick_atom::value);
+}
+
+// Append deadlines are checked every append_timeout / 10 (10 ms to 1 s) while any are
+// pending.
+caf::timespan watch_interval(const aggregate_options& opts) {
+  auto x = std::chrono::duration_cast<caf::timespan>(opts.append_timeout) / 10;
+  return std::clamp<caf::timespan>(x, std::chrono::milliseconds{10}, std::chrono::seconds{1});
+}
+
+void arm_watch(router_actor* self, caf::timespan delay) {
+  auto& st = self->state;
+  if (st.watch_armed || st.ctx->watch->size() == 0)
+    return;
+  st.watch_armed = true;
+  self->delayed_send(self, delay, watch_tick_atom::value);
+}
+
+void on_watch_tick(router_actor* self) {
+  auto& st = self->state;
+  st.watch_armed = false;
+  std::vector<caf::weak_actor_ptr> due;
+  auto n = st.ctx->watch->take_due(self->clock().now(), max_watchdogs_per_tick, due);
+  for (auto& w : due)
+    if (auto p = w.lock())
+      self->send(caf::actor_cast<caf::actor>(std::move(p)), detail::watchdog_atom::value);
+  // More due: go on as soon as this worker had its turn, not a whole interval later.
+  arm_watch(self, n == max_watchdogs_per_tick ? caf::timespan{0}
+                                              : watch_interval(st.ctx->env.options));
 }
 
 void on_tick(router_actor* self) {
@@ -266,6 +310,7 @@ caf::behavior router(router_actor* self, std::shared_ptr<const detail::aggregate
   // One monitor for all aggregates: if the writer dies, the answers to their appends
   // never come; stop them now rather than at their append_timeout.
   self->monitor(st.ctx->env.writer);
+  st.ctx->watch->set_owner(caf::weak_actor_ptr{self->ctrl()});
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& s = self->state;
     if (msg.source == s.ctx->env.writer.address()) {
@@ -331,6 +376,10 @@ caf::behavior router(router_actor* self, std::shared_ptr<const detail::aggregate
     },
     [self](metrics_atom) { return collect(self->state); },
     [self](idle_tick_atom) { on_tick(self); },
+    [self](watch_tick_atom) { on_watch_tick(self); },
+    [self](detail::watch_wake_atom) {
+      arm_watch(self, watch_interval(self->state.ctx->env.options));
+    },
   };
 }
 
@@ -360,6 +409,7 @@ caf::actor spawn_aggregate_router(caf::actor_system& sys, aggregate_env env,
   auto ctx = std::make_shared<detail::aggregate_context>();
   ctx->env = std::move(env);
   ctx->counters = std::make_shared<detail::aggregate_counters>();
+  ctx->watch = std::make_shared<detail::append_watch>();
   return sys.spawn(router, std::shared_ptr<const detail::aggregate_context>{std::move(ctx)},
                    std::move(models), std::move(own_snapshot_writer));
 }

@@ -182,6 +182,32 @@ BOOST_FIXTURE_TEST_CASE(a_dead_writer_stops_aggregates_with_appends_in_flight,
   writer = caf::actor{};
 }
 
+// -- append deadlines ------------------------------------------------------------------
+
+// The router's watch tick replaces a delayed message per aggregate; it must not turn
+// into a timer that runs forever once every append is answered.
+BOOST_FIXTURE_TEST_CASE(the_append_watch_ticks_only_while_deadlines_are_pending,
+                        deterministic_router) {
+  start(); // no passivation: no idle tick either; append_timeout 10 s
+  BOOST_TEST(!sched.has_pending_timeout());
+  ask("a1", open{"ada"});
+  ask("a2", open{"bob"});
+  BOOST_TEST(sched.has_pending_timeout()); // two deadlines at 10 s: the watch ticks
+  size_t ticks = 0;
+  while (sched.trigger_timeout() && ticks < 100) {
+    ++ticks;
+    sched.run();
+  }
+  // One tick a second until the deadlines fell due, then none.
+  BOOST_TEST(ticks == 10u);
+  BOOST_TEST(!sched.has_pending_timeout());
+  BOOST_TEST(metrics().active == 2u); // both answered in time: nothing stopped
+  BOOST_TEST(metrics().stops == 0u);
+  // A later append wakes the watch again.
+  BOOST_TEST(ask("a1", deposit{5}).balance() == 5);
+  BOOST_TEST(sched.has_pending_timeout());
+}
+
 // -- metrics ---------------------------------------------------------------------------
 
 BOOST_FIXTURE_TEST_CASE(metrics_count_activations_recoveries_and_refusals,

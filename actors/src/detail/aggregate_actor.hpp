@@ -8,12 +8,19 @@
 #include "evident/actors/temporal.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/actor_clock.hpp>
+#include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace evident::detail {
 
@@ -47,10 +54,90 @@ struct aggregate_counters {
   }
 };
 
+/// Sent by the router to an aggregate whose append deadline fell due: "check the oldest
+/// unanswered request against append_timeout".
+using watchdog_atom = caf::atom_constant<caf::atom("agg_wdog")>;
+
+/// Sent to the router when its append watch gets an entry while empty: "tick again".
+using watch_wake_atom = caf::atom_constant<caf::atom("rt_wwake")>;
+
+/// The append deadlines of one router's aggregates, checked by the router's watch tick.
+///
+/// Why not a delayed message per aggregate: in CAF 0.17.6 every delayed message is a
+/// hand-off to the clock thread (a mutex, a 64-slot ring and a condition variable), and
+/// workers block when the ring is full. A cold activation sends one append, so that
+/// hand-off cost about a third of each activation. Here an aggregate with a request out
+/// at the writer adds one entry under a mutex, and the router's tick (one clock entry
+/// per router) sends a watchdog message to those whose entry fell due. An entry is not
+/// removed when its answer comes: the aggregate checks, finds nothing overdue and adds
+/// no new entry. Deadlines are therefore checked up to one tick late. The router ticks
+/// only while entries are pending: the first entry after an empty spell wakes it.
+class append_watch {
+public:
+  using time_point = caf::actor_clock::time_point;
+
+  /// The router, woken by the first entry after an empty spell. (Weak: the router's
+  /// state owns this object.)
+  void set_owner(caf::weak_actor_ptr router) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    owner_ = std::move(router);
+  }
+
+  void add(time_point due, caf::weak_actor_ptr who) {
+    caf::strong_actor_ptr wake;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (heap_.empty())
+        wake = owner_.lock();
+      heap_.push_back(entry{due, std::move(who)});
+      std::push_heap(heap_.begin(), heap_.end(), later);
+    }
+    if (wake)
+      caf::anon_send(caf::actor_cast<caf::actor>(std::move(wake)), watch_wake_atom::value);
+  }
+
+  /// Moves at most `max` entries due at `now` into `out`; returns how many.
+  size_t take_due(time_point now, size_t max, std::vector<caf::weak_actor_ptr>& out) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    size_t n = 0;
+    while (n < max && !heap_.empty() && heap_.front().due <= now) {
+      std::pop_heap(heap_.begin(), heap_.end(), later);
+      out.push_back(std::move(heap_.back().who));
+      heap_.pop_back();
+      ++n;
+    }
+    // A burst of activations leaves a large buffer behind: give it back once drained.
+    // (A copy of a heap is a heap.)
+    if (heap_.capacity() > 4 * heap_.size() + 1024)
+      std::vector<entry>{heap_.begin(), heap_.end()}.swap(heap_);
+    return n;
+  }
+
+  size_t size() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return heap_.size();
+  }
+
+private:
+  struct entry {
+    time_point due;
+    caf::weak_actor_ptr who;
+  };
+
+  static bool later(const entry& x, const entry& y) noexcept {
+    return x.due > y.due;
+  }
+
+  mutable std::mutex mtx_;
+  caf::weak_actor_ptr owner_;
+  std::vector<entry> heap_; // a min-heap on `due`
+};
+
 /// What every aggregate of a router shares (immutable after the router started).
 struct aggregate_context {
   aggregate_env env;
   std::shared_ptr<aggregate_counters> counters;
+  std::shared_ptr<append_watch> watch;
 };
 
 /// Spawns the aggregate `id` of type `model` from `router` (lazy_init + monitored).
