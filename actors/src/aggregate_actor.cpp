@@ -152,15 +152,26 @@ struct pending_command {
   caf::actor_clock::time_point sent;
 };
 
-// Kept small: an idle aggregate holds this plus CAF's actor (~1.2 KB), so every field
-// counts for the memory of 100,000 idle aggregates. The FIFOs own nothing while empty;
-// `pending` is dropped whenever nothing is in flight.
+// What only the way to `running` needs: the fence, the recovery, the error of a failed
+// one. Dropped once running, so that an idle aggregate does not carry it.
+struct activation {
+  steady::time_point started = steady::now();
+  // When the fence was sent (fencing phase only).
+  caf::actor_clock::time_point fence_sent;
+  std::unique_ptr<state_loader> loader;
+  // Why recovery failed (phase failed).
+  caf::error failure;
+};
+
+// Kept small: an idle aggregate holds this plus CAF's actor (~1 KB), so every field
+// counts for the memory of 100,000 idle aggregates. The FIFOs are one pointer each and
+// own nothing while empty; `pending` is dropped whenever nothing is in flight.
 struct aggregate_actor_state {
   std::shared_ptr<const aggregate_model> model;
   std::shared_ptr<const aggregate_context> ctx;
   std::string stream;
-  std::unique_ptr<state_loader> loader;
-  steady::time_point activated;
+  // Only until running (or while a failed recovery answers what is left).
+  std::unique_ptr<activation> act;
   // What the journal holds.
   std::any committed;
   uint64_t committed_version = 0;
@@ -172,13 +183,9 @@ struct aggregate_actor_state {
   fifo<waiting_command> stash;
   uint64_t next_seq = 1;
   uint64_t last_snapshot_version = 0;
-  // When the fence was sent (fencing phase only).
-  caf::actor_clock::time_point fence_sent;
   phase ph = phase::fencing;
   // An entry of ours is in the router's append watch (see on_watchdog).
   bool watchdog_armed = false;
-  // Why recovery failed (phase failed).
-  caf::error failure;
 
   aggregate_counters& counters() const noexcept {
     return *ctx->counters;
@@ -551,27 +558,30 @@ void fail_recovery(agg_actor* self, error err) {
   count(st.counters().recovery_failures);
   err.message = "recovery of '" + st.stream + "' failed: " + err.message;
   st.ph = phase::failed;
-  st.loader.reset();
-  st.failure = to_caf_error(err);
+  if (!st.act)
+    st.act = std::make_unique<activation>();
+  st.act->loader.reset();
+  st.act->failure = to_caf_error(err);
   for (auto& w : st.stash)
-    w.rp.deliver(st.failure);
+    w.rp.deliver(st.act->failure);
   st.stash.clear();
   self->send(self, quit_atom::value);
 }
 
 void finish_recovery(agg_actor* self) {
   auto& st = self->state;
-  auto& r = st.loader->result();
+  auto& r = st.act->loader->result();
   st.committed = std::move(r.state);
   st.committed_version = r.version;
   st.last_snapshot_version = r.snapshot_version;
   count(st.counters().events_replayed, r.replayed);
-  st.loader.reset();
+  auto ns = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - st.act->started)
+      .count());
+  st.act.reset();
   st.pending.reset(); // built by the first decide
   st.pending_version = st.committed_version;
   st.ph = phase::running;
-  auto ns = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - st.activated).count());
   count(st.counters().recoveries);
   count(st.counters().recovery_ns_total, ns);
   aggregate_counters::max(st.counters().recovery_ns_max, ns);
@@ -583,7 +593,7 @@ void finish_recovery(agg_actor* self) {
 // Replays one batch; then finishes, or continues after giving the worker back.
 void recovery_step(agg_actor* self) {
   auto& st = self->state;
-  auto done = st.loader->step(st.opts().replay_batch);
+  auto done = st.act->loader->step(st.opts().replay_batch);
   if (!done)
     fail_recovery(self, std::move(done).err());
   else if (*done)
@@ -597,15 +607,15 @@ void recovery_step(agg_actor* self) {
 void begin_recovery(agg_actor* self) {
   auto& st = self->state;
   st.ph = phase::recovering;
-  st.loader = std::make_unique<state_loader>(*st.model, *st.ctx->env.journal,
-                                             st.ctx->env.snapshots.get(), st.stream);
-  if (auto err = st.loader->start()) {
+  st.act->loader = std::make_unique<state_loader>(*st.model, *st.ctx->env.journal,
+                                                  st.ctx->env.snapshots.get(), st.stream);
+  if (auto err = st.act->loader->start()) {
     fail_recovery(self, std::move(err));
     return;
   }
   // A stream without events (most first activations) needs no read: the state is the
   // initial one (or a snapshot at version 0).
-  if (st.loader->head_version() == 0)
+  if (st.act->loader->head_version() == 0)
     finish_recovery(self);
   else
     recovery_step(self);
@@ -616,7 +626,7 @@ void send_fence(agg_actor* self) {
   append_request fence;
   fence.stream = st.stream;
   fence.expected = expected_version::any();
-  st.fence_sent = self->clock().now();
+  st.act->fence_sent = self->clock().now();
   self->request(st.ctx->env.writer, caf::infinite, append_atom::value, std::move(fence))
     .then(
       [self](append_result&) {
@@ -640,11 +650,11 @@ void on_watchdog(agg_actor* self) {
   auto now = self->clock().now();
   auto expired = [&](caf::actor_clock::time_point sent) { return sent + timeout <= now; };
   if (st.ph == phase::fencing) {
-    if (expired(st.fence_sent))
+    if (expired(st.act->fence_sent))
       fail_recovery(self, error{errc::timeout, "the journal writer did not answer the "
                                                "recovery fence within append_timeout"});
     else
-      arm_watchdog(self, st.fence_sent + timeout - now);
+      arm_watchdog(self, st.act->fence_sent + timeout - now);
     return;
   }
   if (st.ph != phase::running)
@@ -710,7 +720,7 @@ caf::result<caf::message> on_signal(caf::scheduled_actor* ptr, caf::message_view
       if (s.ph == phase::failed) {
         s.ph = phase::stopped;
         count(s.counters().stops);
-        self->quit(s.failure);
+        self->quit(s.act->failure);
       }
       break;
     default:
@@ -726,7 +736,7 @@ caf::behavior aggregate_behavior(agg_actor* self, std::shared_ptr<const aggregat
   st.stream = model->stream_of(id);
   st.model = std::move(model);
   st.ctx = std::move(ctx);
-  st.activated = steady::now();
+  st.act = std::make_unique<activation>();
   self->set_exit_handler([self](caf::exit_msg& msg) {
     if (!msg.reason)
       return; // no links of ours end normally; CAF's default ignores it too
@@ -759,7 +769,7 @@ caf::behavior aggregate_behavior(agg_actor* self, std::shared_ptr<const aggregat
     auto& s = self->state;
     count(s.counters().commands);
     if (s.ph == phase::failed)
-      return s.failure;
+      return s.act->failure;
     if (s.ph == phase::cold) {
       // The command that activated us: recover now, then decide it (or answer it the
       // recovery's error). Not subject to max_stash.
