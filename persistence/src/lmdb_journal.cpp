@@ -4,6 +4,7 @@
 #include "evident/persistence/detail/msgpack_io.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <unordered_map>
 
@@ -31,11 +32,105 @@ namespace detail {
 
 
 
+// A stream's tail positions, ascending. One is kept inline: between two index passes
+// most streams get a few events, many just one, and a one-element std::vector costs a
+// 24-byte header plus a 32-byte heap block per stream (100,000 streams: 5 MB). More
+// than one live in a heap array whose capacity is the size rounded up to a power of two.
+class position_run {
+public:
+  position_run() noexcept : one_(0) {
+  }
+
+  position_run(const position_run& other) : position_run() {
+    for (auto x : other)
+      push_back(x);
+  }
+
+  position_run(position_run&& other) noexcept : one_(other.one_), size_(other.size_) {
+    other.size_ = 0;
+  }
+
+  position_run& operator=(position_run other) noexcept {
+    std::swap(one_, other.one_); // the whole union: `many_` when on the heap
+    std::swap(size_, other.size_);
+    return *this;
+  }
+
+  ~position_run() {
+    clear();
+  }
+
+  bool empty() const noexcept {
+    return size_ == 0;
+  }
+
+  size_t size() const noexcept {
+    return size_;
+  }
+
+  const uint64_t* begin() const noexcept {
+    return size_ > 1 ? many_ : &one_;
+  }
+
+  const uint64_t* end() const noexcept {
+    return begin() + size_;
+  }
+
+  uint64_t operator[](size_t i) const noexcept {
+    return begin()[i];
+  }
+
+  uint64_t front() const noexcept {
+    return *begin();
+  }
+
+  void push_back(uint64_t x) {
+    if (size_ == 0) {
+      one_ = x;
+    } else if (size_ == 1) {
+      auto* p = new uint64_t[2]{one_, x};
+      many_ = p;
+    } else {
+      if (std::has_single_bit(size_)) { // full: double
+        auto* p = new uint64_t[2 * size_];
+        std::copy(many_, many_ + size_, p);
+        delete[] many_;
+        many_ = p;
+      }
+      many_[size_] = x;
+    }
+    ++size_;
+  }
+
+  // Drops the first `n` positions (they are indexed now).
+  void erase_front(size_t n) {
+    if (n == 0)
+      return;
+    position_run rest;
+    for (auto i = begin() + n; i < end(); ++i)
+      rest.push_back(*i);
+    *this = std::move(rest);
+  }
+
+  void clear() noexcept {
+    if (size_ > 1)
+      delete[] many_;
+    size_ = 0;
+  }
+
+private:
+  union {
+    uint64_t one_;   // size_ <= 1
+    uint64_t* many_; // size_ > 1
+  };
+  size_t size_ = 0;
+};
+
 // Everything the tail knows of one stream. One hash lookup per stream and batch finds
 // all of it: the append path is CPU-bound on the writer's thread.
 struct stream_tail {
   uint64_t first_version = 0;
-  std::vector<uint64_t> positions; ///< positions[i]: position of first_version + i
+  position_run positions; ///< positions[i]: position of first_version + i
   /// The writer's copy of the stream's heads-DB record (without tail versions), valid
   /// while the DB's heads generation equals index_tail::heads_generation.
   /// (Without the stream name, which is the map key: 64 bytes less per stream.)
@@ -237,7 +332,7 @@ void drop_indexed(index_tail& tail, uint64_t mark) {
     auto& st = i->second;
     auto cut = std::upper_bound(st.positions.begin(), st.positions.end(), mark);
     auto n = static_cast<uint64_t>(cut - st.positions.begin());
-    st.positions.erase(st.positions.begin(), cut);
+    st.positions.erase_front(n);
     st.first_version += n;
     if (st.positions.empty() && !st.head_cached) {
       i = tail.streams.erase(i);
