@@ -143,8 +143,14 @@ status txn::commit() {
 }
 
 void txn::abort() noexcept {
-  if (txn_ != nullptr)
-    mdb_txn_abort(std::exchange(txn_, nullptr));
+  if (txn_ != nullptr) {
+    if (writable_)
+      mdb_txn_abort(std::exchange(txn_, nullptr));
+    else
+      // Under the resize lock still. (commit() frees a read txn for good: that one may
+      // have opened DB handles, which only a commit keeps.)
+      env_->recycle_read(std::exchange(txn_, nullptr));
+  }
   if (resize_lock_.owns_lock())
     resize_lock_.unlock();
 }
@@ -216,6 +222,8 @@ environment::environment(journal_options opts) : opts_(std::move(opts)) {
 }
 
 environment::~environment() {
+  for (auto* t : idle_reads_)
+    mdb_txn_abort(t);
   if (env_ != nullptr)
     mdb_env_close(env_);
 }
@@ -351,6 +359,22 @@ expected<txn> environment::begin(bool read_only) {
   for (;;) {
     std::shared_lock<std::shared_mutex> lock{resize_mtx_};
     MDB_txn* t = nullptr;
+    if (read_only) {
+      {
+        std::lock_guard<std::mutex> guard{idle_reads_mtx_};
+        if (!idle_reads_.empty()) {
+          t = idle_reads_.back();
+          idle_reads_.pop_back();
+        }
+      }
+      if (t != nullptr) {
+        auto rc = mdb_txn_renew(t);
+        if (rc == 0)
+          return txn{this, t, false, std::move(lock)};
+        mdb_txn_abort(t); // then as if there had been none (MDB_MAP_RESIZED included)
+        t = nullptr;
+      }
+    }
     auto rc = mdb_txn_begin(env_, nullptr, read_only ? MDB_RDONLY : 0, &t);
     if (rc == 0)
       return txn{this, t, !read_only, std::move(lock)};
@@ -361,6 +385,21 @@ expected<txn> environment::begin(bool read_only) {
     if (auto err = adopt_foreign_resize())
       return err;
   }
+}
+
+// At most this many reset read txns wait for reuse; each holds a reader slot.
+constexpr size_t max_idle_reads = 16;
+
+void environment::recycle_read(MDB_txn* t) noexcept {
+  mdb_txn_reset(t);
+  {
+    std::lock_guard<std::mutex> guard{idle_reads_mtx_};
+    if (idle_reads_.size() < std::min<size_t>(max_idle_reads, opts_.max_readers / 4)) {
+      idle_reads_.push_back(t);
+      return;
+    }
+  }
+  mdb_txn_abort(t);
 }
 
 status environment::adopt_foreign_resize() {

@@ -141,6 +141,36 @@ BOOST_AUTO_TEST_CASE(map_full_grows_the_map_and_the_append_succeeds) {
   BOOST_TEST(*(*j)->last_position() == 40u);
 }
 
+// Read txns are reset and renewed rather than freed: a renewed one must see what was
+// committed since, also after the map grew under the idle ones.
+BOOST_AUTO_TEST_CASE(reused_read_transactions_see_later_commits_and_a_grown_map) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.map_size = size_t{1} << 20; // 1 MiB
+  o.map_size_cap = size_t{64} << 20;
+  auto j = lmdb_journal::open(o);
+  BOOST_REQUIRE(j.has_value());
+  auto env = (*j)->env();
+  auto before = env->map_size();
+  for (uint64_t i = 1; i <= 40; ++i) {
+    {
+      // Several at once, so that the pool holds more than one when they end.
+      auto a = env->begin_read();
+      auto b = env->begin_read();
+      BOOST_REQUIRE(a.has_value() && b.has_value());
+    }
+    auto r = (*j)->append(one_event("s", 100'000));
+    BOOST_REQUIRE_MESSAGE(r.has_value(), to_string(r.err()));
+    auto t = env->begin_read();
+    BOOST_REQUIRE(t.has_value());
+    auto got = t->get(t->dbs().events, detail::be64(i));
+    BOOST_REQUIRE(got.has_value());
+    BOOST_TEST(got->has_value()); // the event committed after the txn was last reset
+    BOOST_TEST((*j)->head("s")->version == i);
+  }
+  BOOST_TEST(env->map_size() > before);
+}
+
 BOOST_AUTO_TEST_CASE(at_the_cap_appends_fail_with_storage_full_and_nothing_is_lost) {
   test::temp_dir dir;
   auto o = opts_for(dir);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -166,12 +167,19 @@ private:
   expected<txn> begin(bool read_only);
   status grow();
   status adopt_foreign_resize();
+  // Ends a read txn: reset and kept for the next begin_read, or aborted if enough are.
+  void recycle_read(MDB_txn* t) noexcept;
 
   journal_options opts_;
   MDB_env* env_ = nullptr;
   journal_dbs dbs_;
   std::shared_mutex resize_mtx_;
   std::mutex dbi_mtx_;
+  // Reset read txns (MDB_NOTLS: each keeps its reader slot) for mdb_txn_renew. A fresh
+  // read txn costs a ~4 KB malloc (one DB record per possible DB) and a reader-table
+  // lock; a renewed one neither. Cold activations begin two each.
+  std::mutex idle_reads_mtx_;
+  std::vector<MDB_txn*> idle_reads_;
 };
 
 } // namespace evident
