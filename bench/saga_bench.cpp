@@ -325,6 +325,18 @@ int main(int argc, char** argv) {
     lat_us.push_back(static_cast<uint64_t>(std::max<int64_t>(0, r->time_ns - req->front().time_ns))
                      / 1'000);
   }
+  if (std::getenv("SAGA_BENCH_TRACE") != nullptr && lat_us.size() >= 10) {
+    // Latency by tenth of the paced run, in sending order: a backlog left by the burst
+    // shows as high early tenths.
+    std::cout << "  paced max latency (ms) by tenth:";
+    auto tenth = lat_us.size() / 10;
+    for (size_t k = 0; k < 10; ++k)
+      std::cout << " "
+                << *std::max_element(lat_us.begin() + static_cast<std::ptrdiff_t>(k * tenth),
+                                     lat_us.begin() + static_cast<std::ptrdiff_t>((k + 1) * tenth))
+                     / 1000;
+    std::cout << "\n";
+  }
   std::sort(lat_us.begin(), lat_us.end());
   double p50 = static_cast<double>(evident::bench::percentile(lat_us, 0.50)) / 1000.0;
   double p99 = static_cast<double>(evident::bench::percentile(lat_us, 0.99)) / 1000.0;

@@ -103,11 +103,39 @@ void saga_record::msgpack_unpack(const msgpack::object& o) {
   a[12].convert(deferred);
 }
 
+namespace {
+
+/// Lets msgpack's packer append to a string reserved up front.
+struct payload_sink {
+  std::string& out;
+  void write(const char* p, size_t n) {
+    out.append(p, n);
+  }
+};
+
+/// An upper bound of a record's msgpack size: strings plus a few bytes of framing each
+/// (msgpack adds at most 9 bytes per value). One allocation instead of the string
+/// doubling its way up while the packer appends piece by piece.
+size_t size_hint(const saga_record& r) {
+  size_t n = 128 + r.input.size() + r.state.size() + r.parked_ref.size() + r.error.size()
+             + 9 * r.deferred.size();
+  for (const auto& e : r.outbox)
+    n += 48 + e.command_id.size() + e.tag.size() + e.target_type.size() + e.target_id.size()
+         + e.payload.size();
+  for (const auto& d : r.deadlines)
+    n += 16 + d.name.size();
+  return n;
+}
+
+} // namespace
+
 event_data encode_record(const saga_record& r) {
   event_data out;
   out.type = std::string{saga_record_type};
   out.schema = saga_record_schema;
-  out.payload = to_msgpack(r);
+  out.payload.reserve(size_hint(r));
+  payload_sink sink{out.payload};
+  msgpack::pack(sink, r);
   return out;
 }
 
@@ -172,13 +200,16 @@ saga_record next_of(const saga_record& cur, int64_t now_ns, std::string input) {
   return next;
 }
 
-void apply_step(saga_record& next, const std::string& stream, erased_step& s, int64_t now_ns) {
+void apply_step(advance_result& r, const std::string& stream, erased_step& s, int64_t now_ns) {
+  auto& next = r.record;
   next.state = std::move(s.state_bytes);
   for (size_t i = 0; i < s.commands.size(); ++i) {
     auto& c = s.commands[i];
-    next.outbox.push_back({saga_command_id(stream, next.step, i), std::move(c.tag),
-                           std::move(c.target_type), std::move(c.target_id),
-                           std::move(c.payload)});
+    auto id = saga_command_id(stream, next.step, i);
+    if (c.aggregate.value.has_value())
+      r.prepared.emplace_back(id, std::move(c.aggregate));
+    next.outbox.push_back({std::move(id), std::move(c.tag), std::move(c.target_type),
+                           std::move(c.target_id), std::move(c.payload)});
   }
   auto drop = [&](const std::string& name) {
     std::erase_if(next.deadlines, [&](const deadline_entry& d) { return d.name == name; });
@@ -219,7 +250,7 @@ advance_result run_handler(const saga_model& m, const std::string& stream, const
   }
   if (on_success)
     on_success(r.record);
-  apply_step(r.record, stream, *s, in.now_ns);
+  apply_step(r, stream, *s, in.now_ns);
   r.state = std::move(s->state);
   return r;
 }

@@ -1,4 +1,20 @@
+// Timeouts. Commands go to the router and progress appends to the writer as requests
+// without a CAF timeout: in CAF 0.17.6 every finite request timeout is an entry in the
+// actor clock (a separate thread fed through a small locked ring) that stays there until
+// it expires, answered or not - a few microseconds, a wake-up of the clock thread and,
+// under load, workers blocked on the full ring, for each of the ~5 requests of a saga.
+// Instead the manager keeps the deadlines itself (detail/request_deadlines.hpp: one
+// list per kind, each kind has one constant timeout) and one watchdog message, armed
+// only while requests are out, for the oldest of them. When a request's deadline
+// passes, the watchdog hands its response handler the same `sec::request_timeout` error
+// CAF's clock would have sent, under the request's response id: CAF then runs the error
+// handler and forgets the request, so a late answer is dropped by CAF, as before.
+// Precision: a request times out within a few milliseconds of its deadline (one watchdog
+// message per expiry), independent of `tick_interval`.
+
 #include "evident/sagas/saga_manager.hpp"
+
+#include "detail/request_deadlines.hpp"
 
 #include "evident/actors/aggregate_router.hpp"
 #include "evident/actors/errc.hpp"
@@ -11,8 +27,6 @@
 #include <deque>
 #include <map>
 #include <stdexcept>
-#include <unordered_map>
-#include <unordered_set>
 
 namespace evident {
 
@@ -24,6 +38,7 @@ namespace {
 using redo_atom = caf::atom_constant<caf::atom("saga_redo")>;
 using reappend_atom = caf::atom_constant<caf::atom("saga_reapp")>;
 using ptick_atom = caf::atom_constant<caf::atom("saga_ptick")>;
+using watchdog_atom = caf::atom_constant<caf::atom("saga_wdog")>;
 
 // -- state -----------------------------------------------------------------------------
 
@@ -40,11 +55,49 @@ struct pending_input {
   uint64_t batch = 0;          // the delivery it belongs to (0 = none)
 };
 
-/// The append of one instance at the writer.
+/// The append of one instance at the writer, with what its commit needs of the input
+/// (not the whole pending_input: it is ~600 bytes, mostly fields of other kinds).
 struct inflight_append {
   advance_result result;
-  pending_input input;
+  pending_input::kind k = pending_input::kind::event;
+  caf::response_promise rp; // retry
+  uint64_t batch = 0;
   uint32_t attempts = 0;
+};
+
+/// The inputs waiting for one instance. Owns no memory while empty: most instances wait
+/// for nothing most of the time, and every instance ever started stays in memory. (With
+/// a std::deque here, ~600 bytes allocated at construction, the append in flight held
+/// inline and hash sets of commands keeping their buckets, 20,000 ended sagas held
+/// ~40 MB more, and page faults on fresh memory were a large share of a saga's cost.)
+class input_queue {
+public:
+  bool empty() const noexcept {
+    return head_ == items_.size();
+  }
+  void push_back(pending_input x) {
+    items_.push_back(std::move(x));
+  }
+  pending_input take_front() {
+    auto x = std::move(items_[head_++]);
+    if (head_ == items_.size()) {
+      items_ = {};
+      head_ = 0;
+    }
+    return x;
+  }
+
+private:
+  std::vector<pending_input> items_;
+  size_t head_ = 0;
+};
+
+/// A command of an instance at the router or waiting for its backoff, with its
+/// transient failures so far. Few per instance (an outbox is a step's commands), so a
+/// vector beats a hash container.
+struct out_command {
+  std::string id;
+  uint32_t failures = 0;
 };
 
 struct instance {
@@ -53,11 +106,22 @@ struct instance {
   /// The last committed record; nullopt while the first one is being written.
   std::optional<saga_record> rec;
   std::any state;
-  std::deque<pending_input> queue;
-  std::optional<inflight_append> inflight;
-  /// Commands at the router or waiting for their backoff, and their failures so far.
-  std::unordered_set<std::string> out;
-  std::unordered_map<std::string, uint32_t> attempts;
+  input_queue queue;
+  /// Set while the instance's append is queued or at the writer.
+  std::unique_ptr<inflight_append> inflight;
+  std::vector<out_command> out;
+
+  out_command* find_out(const std::string& id) {
+    for (auto& x : out)
+      if (x.id == id)
+        return &x;
+    return nullptr;
+  }
+  void erase_out(const std::string& id) {
+    std::erase_if(out, [&](const out_command& x) { return x.id == id; });
+    if (out.empty())
+      out = {};
+  }
 
   saga_instance_view view() const {
     return {stream, rec ? &*rec : nullptr, rec ? &state : nullptr};
@@ -75,6 +139,8 @@ struct batch_entry {
 struct dispatch_job {
   instance* inst = nullptr;
   std::string command_id;
+  /// The aggregate command when the handler just made it (empty: decode the payload).
+  command_box box;
 };
 
 struct manager_state {
@@ -92,6 +158,13 @@ struct manager_state {
   /// when they come up (advance_deadline checks name and due time).
   std::multimap<int64_t, std::pair<instance*, std::string>> due;
   std::multimap<std::string, caf::response_promise> waiters;
+  /// Holders of finished appends, for reuse (see recycle).
+  std::vector<std::unique_ptr<inflight_append>> spare_inflight;
+  /// Deadlines of the requests out (see "Timeouts" at the top of this file).
+  detail::request_deadlines command_deadlines;
+  detail::request_deadlines append_deadlines;
+  /// When the watchdog message on its way fires (time_point::max(): none is).
+  detail::request_deadlines::time_point watchdog_due = detail::request_deadlines::time_point::max();
   saga_metrics metrics;
 
   static inline const char* name = "evident.saga_manager";
@@ -197,17 +270,66 @@ void enqueue(manager_actor self, instance& inst, pending_input in) {
   pump(self, inst);
 }
 
+// -- request deadlines -----------------------------------------------------------------
+
+/// Makes sure a watchdog message fires by the earliest deadline of the requests out.
+/// Called after each request goes out; usually a message for an earlier (or the same)
+/// time is on its way already and nothing is sent.
+void arm_watchdog(manager_actor self) {
+  auto& st = self->state;
+  auto a = st.command_deadlines.next_due();
+  auto b = st.append_deadlines.next_due();
+  if (!a && !b)
+    return;
+  auto due = a && b ? std::min(*a, *b) : a ? *a : *b;
+  if (due >= st.watchdog_due)
+    return;
+  // An earlier message may still come for the later time: on_watchdog tells them apart
+  // by the time they carry, so only the newest one counts.
+  st.watchdog_due = due;
+  auto delay = std::max(due - self->clock().now(), caf::timespan{0});
+  self->delayed_send(self, delay, watchdog_atom::value, due.time_since_epoch().count());
+}
+
+/// Hands every overdue request's response handler `sec::request_timeout`, as CAF's own
+/// clock does (same response id: CAF runs the error handler once and drops a later
+/// answer), then re-arms for the next deadline.
+void on_watchdog(manager_actor self, int64_t due_ticks) {
+  auto& st = self->state;
+  if (st.watchdog_due.time_since_epoch().count() != due_ticks)
+    return; // superseded by a message for an earlier time
+  st.watchdog_due = detail::request_deadlines::time_point::max();
+  auto now = self->clock().now();
+  auto expire = [self](caf::message_id response_id) {
+    self->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{self->ctrl()}, response_id,
+                                            {}, caf::make_error(caf::sec::request_timeout)),
+                  self->context());
+  };
+  st.command_deadlines.expire_until(now, expire);
+  st.append_deadlines.expire_until(now, expire);
+  arm_watchdog(self);
+}
+
 // -- dispatch --------------------------------------------------------------------------
 
-void dispatch(manager_actor self, instance& inst, const std::string& command_id) {
-  if (!inst.out.insert(command_id).second)
+void dispatch(manager_actor self, instance& inst, const std::string& command_id,
+              command_box box = {}) {
+  if (inst.find_out(command_id) != nullptr)
     return; // already out
-  self->state.dispatch_queue.push_back({&inst, command_id});
+  inst.out.push_back({command_id, 0});
+  self->state.dispatch_queue.push_back({&inst, command_id, std::move(box)});
+}
+
+/// Takes the aggregate command the handler made for `command_id`, if any.
+command_box take_prepared(advance_result& r, const std::string& command_id) {
+  for (auto& [id, box] : r.prepared)
+    if (id == command_id)
+      return std::move(box);
+  return {};
 }
 
 void on_outcome(manager_actor self, instance& inst, command_outcome out) {
-  inst.out.erase(out.command_id);
-  inst.attempts.erase(out.command_id);
+  inst.erase_out(out.command_id);
   pending_input in;
   in.k = pending_input::kind::outcome;
   in.outcome = std::move(out);
@@ -225,10 +347,14 @@ void on_dispatch_error(manager_actor self, instance& inst, const std::string& co
     on_outcome(self, inst, std::move(out));
     return;
   }
-  auto n = ++inst.attempts[command_id];
+  auto* oc = inst.find_out(command_id);
+  if (oc == nullptr) {
+    inst.out.push_back({command_id, 0});
+    oc = &inst.out.back();
+  }
+  auto n = ++oc->failures;
   if (n >= st.env.options.max_attempts) {
-    inst.out.erase(command_id);
-    inst.attempts.erase(command_id);
+    inst.erase_out(command_id);
     pending_input in;
     in.k = pending_input::kind::park;
     in.name = command_id;
@@ -253,10 +379,13 @@ void pump_dispatch(manager_actor self) {
         if (e.command_id == job.command_id)
           entry = &e;
     if (entry == nullptr) { // answered meanwhile, or parked: a retry sends it again
-      inst->out.erase(job.command_id);
+      inst->erase_out(job.command_id);
       continue;
     }
-    auto box = st.model->to_aggregate(entry->payload);
+    // A command the handler just made goes as it is; a retry or a recovered outbox entry
+    // is decoded from its payload.
+    auto box = job.box.value.has_value() ? expected<command_box>{std::move(job.box)}
+                                         : st.model->to_aggregate(entry->payload);
     if (!box) {
       command_outcome out;
       out.command_id = job.command_id;
@@ -267,24 +396,29 @@ void pump_dispatch(manager_actor self) {
     ++st.commands_in_flight;
     ++st.metrics.commands;
     auto id = job.command_id;
-    self
-      ->request(st.env.router, st.env.options.command_timeout, command_atom::value,
-                entry->target_type, entry->target_id, id, std::move(*box))
-      .then(
-        [self, inst, id](reply_box& r) {
-          --self->state.commands_in_flight;
-          command_outcome out;
-          out.command_id = id;
-          out.reply = std::move(r.value);
-          on_outcome(self, *inst, std::move(out));
-          pump_dispatch(self);
-        },
-        [self, inst, id](caf::error& e) {
-          --self->state.commands_in_flight;
-          on_dispatch_error(self, *inst, id, e);
-          pump_dispatch(self);
-        });
+    // No CAF timeout: command_deadlines and the watchdog bound the wait (top of file).
+    auto h = self->request(st.env.router, caf::infinite, command_atom::value,
+                           entry->target_type, entry->target_id, id, std::move(*box));
+    auto slot = st.command_deadlines.add(self->clock().now() + st.env.options.command_timeout,
+                                         h.id());
+    h.then(
+      [self, inst, id, slot](reply_box& r) {
+        self->state.command_deadlines.release(slot);
+        --self->state.commands_in_flight;
+        command_outcome out;
+        out.command_id = id;
+        out.reply = std::move(r.value);
+        on_outcome(self, *inst, std::move(out));
+        pump_dispatch(self);
+      },
+      [self, inst, id, slot](caf::error& e) {
+        self->state.command_deadlines.release(slot);
+        --self->state.commands_in_flight;
+        on_dispatch_error(self, *inst, id, e);
+        pump_dispatch(self);
+      });
   }
+  arm_watchdog(self);
 }
 
 // -- deadlines -------------------------------------------------------------------------
@@ -362,10 +496,21 @@ void notify_waiters(manager_actor self, instance& inst) {
   self->state.waiters.erase(first, last);
 }
 
+/// Keeps a finished append's holder for the next one (~350 bytes; a fresh one per append
+/// was a visible share of start_append). At most max_in_flight_appends are kept.
+void recycle(manager_actor self, std::unique_ptr<inflight_append> x) {
+  auto& st = self->state;
+  if (st.spare_inflight.size() >= st.env.options.max_in_flight_appends)
+    return;
+  x->result = advance_result{};
+  x->rp = caf::response_promise{}; // holds the requester
+  st.spare_inflight.push_back(std::move(x));
+}
+
 void on_committed(manager_actor self, instance& inst) {
   auto& st = self->state;
-  auto done = std::move(*inst.inflight);
-  inst.inflight.reset();
+  auto done_ptr = std::move(inst.inflight);
+  auto& done = *done_ptr;
   ++st.metrics.appends;
   std::optional<std::vector<deadline_entry>> before;
   std::optional<saga_status> status_before;
@@ -381,18 +526,19 @@ void on_committed(manager_actor self, instance& inst) {
   inst.state = std::move(done.result.state);
   auto& rec = *inst.rec;
   count_status(self, status_before, rec.status());
-  if (done.result.parked_now || (done.input.k == pending_input::kind::park))
+  if (done.result.parked_now || (done.k == pending_input::kind::park))
     ++st.metrics.parkings;
   if (rec.parked == park_cause::none) {
     for (auto& e : rec.outbox)
-      dispatch(self, inst, e.command_id);
+      dispatch(self, inst, e.command_id, take_prepared(done.result, e.command_id));
     arm(self, inst, before ? &*before : nullptr);
     if (was_parked) {
-      inst.attempts.clear();
+      for (auto& x : inst.out)
+        x.failures = 0;
       replay_deferred(self, inst);
     }
   }
-  switch (done.input.k) {
+  switch (done.k) {
     case pending_input::kind::event:
       ++st.metrics.events;
       break;
@@ -404,15 +550,20 @@ void on_committed(manager_actor self, instance& inst) {
       break;
     case pending_input::kind::retry:
       ++st.metrics.operator_retries;
-      done.input.rp.deliver(summary_of(inst));
+      done.rp.deliver(summary_of(inst));
       break;
     case pending_input::kind::park:
       break;
   }
-  if (is_final(rec.status()))
-    inst.state.reset(); // ended instances keep their record only
+  if (is_final(rec.status())) {
+    // Ended instances keep their record only (and no spare capacity: they stay in memory).
+    inst.state.reset();
+    rec.outbox = {};
+    rec.deadlines = {};
+  }
   notify_waiters(self, inst);
-  finish_batch_input(self, done.input.batch);
+  finish_batch_input(self, done.batch);
+  recycle(self, std::move(done_ptr));
   pump(self, inst);
 }
 
@@ -441,32 +592,34 @@ void send_append(manager_actor self, instance& inst) {
   auto& st = self->state;
   ++st.appends_in_flight;
   auto* ip = &inst;
-  self
-    ->request(st.env.writer, st.env.options.append_timeout, append_atom::value,
-              request_of(inst))
-    .then(
-      [self, ip](append_result&) {
-        --self->state.appends_in_flight;
-        on_committed(self, *ip);
-        pump_appends(self);
-        pump_dispatch(self);
-      },
-      [self, ip](caf::error& raw) {
-        auto& ms = self->state;
-        --ms.appends_in_flight;
-        auto err = from_caf_error(raw);
-        // Overloaded: nothing was written, the same append (same expected version and
-        // command id) goes again. Anything else leaves the outcome unknown or the
-        // stream unwritable: stop, and let a new manager recover from the journal.
-        if (err.code == errc::overloaded
-            && ++ip->inflight->attempts < ms.env.options.max_attempts) {
-          self->delayed_send(self, backoff(ms.env.options, ip->inflight->attempts),
-                             reappend_atom::value, ip->key);
-          return;
-        }
-        err.message = "saga '" + ip->stream + "' progress append failed: " + err.message;
-        fail_manager(self, err);
-      });
+  // No CAF timeout: append_deadlines and the watchdog bound the wait (top of file).
+  auto h = self->request(st.env.writer, caf::infinite, append_atom::value, request_of(inst));
+  auto slot = st.append_deadlines.add(self->clock().now() + st.env.options.append_timeout, h.id());
+  h.then(
+    [self, ip, slot](append_result&) {
+      self->state.append_deadlines.release(slot);
+      --self->state.appends_in_flight;
+      on_committed(self, *ip);
+      pump_appends(self);
+      pump_dispatch(self);
+    },
+    [self, ip, slot](caf::error& raw) {
+      auto& ms = self->state;
+      ms.append_deadlines.release(slot);
+      --ms.appends_in_flight;
+      auto err = from_caf_error(raw);
+      // Overloaded: nothing was written, the same append (same expected version and
+      // command id) goes again. Anything else leaves the outcome unknown or the
+      // stream unwritable: stop, and let a new manager recover from the journal.
+      if (err.code == errc::overloaded
+          && ++ip->inflight->attempts < ms.env.options.max_attempts) {
+        self->delayed_send(self, backoff(ms.env.options, ip->inflight->attempts),
+                           reappend_atom::value, ip->key);
+        return;
+      }
+      err.message = "saga '" + ip->stream + "' progress append failed: " + err.message;
+      fail_manager(self, err);
+    });
 }
 
 void pump_appends(manager_actor self) {
@@ -477,10 +630,23 @@ void pump_appends(manager_actor self) {
     st.append_queue.pop_front();
     send_append(self, *inst);
   }
+  arm_watchdog(self);
 }
 
 void start_append(manager_actor self, instance& inst, advance_result r, pending_input in) {
-  inst.inflight = inflight_append{std::move(r), std::move(in), 0};
+  auto& spare = self->state.spare_inflight;
+  if (!spare.empty()) {
+    inst.inflight = std::move(spare.back());
+    spare.pop_back();
+  } else {
+    inst.inflight = std::make_unique<inflight_append>();
+  }
+  auto& x = *inst.inflight;
+  x.result = std::move(r);
+  x.k = in.k;
+  x.rp = std::move(in.rp);
+  x.batch = in.batch;
+  x.attempts = 0;
   self->state.append_queue.push_back(&inst);
 }
 
@@ -488,8 +654,7 @@ void start_append(manager_actor self, instance& inst, advance_result r, pending_
 void pump(manager_actor self, instance& inst) {
   auto& st = self->state;
   while (!inst.inflight && !inst.queue.empty()) {
-    auto in = std::move(inst.queue.front());
-    inst.queue.pop_front();
+    auto in = inst.queue.take_front();
     auto now = now_of(self);
     advance_result r;
     switch (in.k) {
@@ -720,6 +885,7 @@ caf::behavior saga_manager(manager_actor self, saga_env env,
       self->state.append_queue.push_back(&i->second);
       pump_appends(self);
     },
+    [self](watchdog_atom, int64_t due_ticks) { on_watchdog(self, due_ticks); },
     [self](metrics_atom) { return self->state.metrics; },
   };
 }

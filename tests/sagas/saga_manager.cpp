@@ -1,7 +1,8 @@
 // The saga manager with real actors over LMDB: a transfer between two accounts through
 // the aggregate router (success, insufficient funds, refused credit), a stop between
 // every two steps followed by a restart, a deadline that expires while the node is
-// down, a poison event, and an operator's retry of a parked saga.
+// down, a poison event, an operator's retry of a parked saga, and commands and progress
+// appends that are never answered (or answered after their timeout).
 //
 // Events reach the manager the way a subscription delivers them: the test reads the
 // journal from the last position it fed and sends (deliver_atom, event_batch), waiting
@@ -42,6 +43,8 @@ using evident::saga_status;
 namespace {
 
 using cut_atom = caf::atom_constant<caf::atom("test_cut")>;
+using release_atom = caf::atom_constant<caf::atom("test_rels")>;
+using released_atom = caf::atom_constant<caf::atom("test_reld")>;
 
 /// Steers `proxy_router`, which stands between the manager and the real router.
 struct proxy_controls {
@@ -51,13 +54,25 @@ struct proxy_controls {
   /// (never answered), after reaching the router when `cut_after_forward`.
   std::atomic<int> allow{-1};
   std::atomic<bool> cut_after_forward{false};
+  /// Hold this many commands unanswered until the proxy gets release_atom; then forward
+  /// them and deliver their (late) answers, and send released_atom to `notify`.
+  std::atomic<int> hold{0};
   std::atomic<int> forwarded{0};
   std::atomic<int> seen{0};
   bool cut = false;
 };
 
+struct held_command {
+  caf::response_promise rp;
+  std::string type;
+  std::string id;
+  std::string cid;
+  evident::command_box box;
+};
+
 caf::behavior proxy_router(caf::event_based_actor* self, caf::actor router,
                            std::shared_ptr<proxy_controls> ctl, caf::actor notify) {
+  auto held = std::make_shared<std::vector<held_command>>();
   return {
     [=](evident::command_atom a, std::string& type, std::string& id, std::string& cid,
         evident::command_box& box) {
@@ -65,6 +80,11 @@ caf::behavior proxy_router(caf::event_based_actor* self, caf::actor router,
       auto rp = self->make_response_promise();
       if (ctl->cut)
         return; // the node is "down": nothing is answered
+      if (ctl->hold > 0) {
+        --ctl->hold;
+        held->push_back({rp, std::move(type), std::move(id), std::move(cid), std::move(box)});
+        return;
+      }
       if (ctl->fail_remaining > 0) {
         --ctl->fail_remaining;
         rp.deliver(evident::to_caf_error({errc::unavailable, "injected: owner down"}));
@@ -83,6 +103,30 @@ caf::behavior proxy_router(caf::event_based_actor* self, caf::actor router,
       }
       ++ctl->forwarded;
       rp.delegate(router, a, std::move(type), std::move(id), std::move(cid), std::move(box));
+    },
+    [=](release_atom) {
+      for (auto& h : *held)
+        self->request(router, 10s, evident::command_atom::value, h.type, h.id, h.cid, h.box)
+          .then(
+            [=, rp = h.rp](evident::reply_box& r) mutable {
+              rp.deliver(std::move(r)); // reaches the requester before `released`
+              caf::anon_send(notify, released_atom::value);
+            },
+            [=, rp = h.rp](caf::error& e) mutable {
+              rp.deliver(std::move(e));
+              caf::anon_send(notify, released_atom::value);
+            });
+      held->clear();
+    },
+  };
+}
+
+/// A journal writer that takes appends and never answers them.
+caf::behavior silent_writer(caf::event_based_actor* self) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  return {
+    [=](evident::append_atom, evident::append_request&) {
+      held->push_back(self->make_response_promise());
     },
   };
 }
@@ -462,6 +506,107 @@ BOOST_FIXTURE_TEST_CASE(a_saga_whose_commands_keep_failing_is_parked_and_an_oper
   BOOST_TEST(wait("t1").status == saga_status::completed);
   BOOST_TEST(count("a", "bank.withdrawn") == 1u);
   BOOST_TEST(balance("b") == 30);
+}
+
+// Requests go out without a CAF timeout; the manager's own deadlines must still end them
+// (tick_interval is 0 here: the deadlines do not depend on the tick).
+BOOST_FIXTURE_TEST_CASE(a_command_unanswered_for_command_timeout_is_a_failed_attempt_and_parks,
+                        saga_node) {
+  opts.command_timeout = 100ms;
+  restart();
+  open("a", 100);
+  open("b", 0);
+  ctl->allow = 0; // the owner never answers: every attempt of the debit times out
+  auto t0 = std::chrono::steady_clock::now();
+  request_transfer("t1", "a", "b", 30);
+  feed();
+  wait_for_cut();
+  auto p = wait("t1");
+  auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+                   .count();
+  BOOST_TEST(p.status == saga_status::parked);
+  BOOST_TEST(p.error.find("timeout") != std::string::npos);
+  BOOST_TEST(p.error.find("after 3 attempts") != std::string::npos);
+  BOOST_TEST(ctl->seen == 3);
+  BOOST_TEST(metrics().retries == 2u);
+  // Three timeouts of 100 ms each, not the 10 s default nor a tick.
+  BOOST_TEST(took_ms >= 300);
+  BOOST_TEST(took_ms < 5'000);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_late_answer_after_a_command_timeout_is_ignored, saga_node) {
+  opts.command_timeout = 100ms;
+  restart();
+  open("a", 100);
+  open("b", 0);
+  ctl->hold = 1; // the first debit is answered only after it timed out
+  request_transfer("t1", "a", "b", 30);
+  feed();
+  BOOST_TEST(wait("t1").status == saga_status::completed); // by the retry
+  auto before = metrics();
+  BOOST_TEST(before.outcomes == 2u);
+  BOOST_TEST(before.retries == 1u);
+  self->send(proxy, release_atom::value);
+  bool released = false;
+  self->receive([&](released_atom) { released = true; }, caf::after(timeout) >> [] {});
+  BOOST_REQUIRE(released);
+  // The late answer is in the manager's mailbox before this request: it changed nothing.
+  auto after = metrics();
+  BOOST_TEST(after.outcomes == before.outcomes);
+  BOOST_TEST(after.appends == before.appends);
+  BOOST_TEST(count("a", "bank.withdrawn") == 1u);
+  // Nothing was counted twice: later commands still go out.
+  request_transfer("t2", "a", "b", 10);
+  feed();
+  BOOST_TEST(wait("t2").status == saga_status::completed);
+  BOOST_TEST(balance("b") == 40);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_progress_append_unanswered_for_append_timeout_stops_the_manager,
+                        saga_node) {
+  open("a", 100);
+  open("b", 0);
+  request_transfer("t1", "a", "b", 30);
+  // A second manager whose writer never answers (the first one is never fed).
+  auto mute = sys.spawn(silent_writer);
+  evident::saga_env senv;
+  senv.writer = mute;
+  senv.journal = journal;
+  senv.router = proxy;
+  senv.clock = clock;
+  senv.options = opts;
+  senv.options.append_timeout = 100ms;
+  auto m2 = evident::spawn_saga_manager(sys, senv, evident::make_saga_model<transfer_saga>());
+  self->monitor(m2);
+  auto evs = journal->read_all(1);
+  BOOST_REQUIRE(evs.has_value());
+  evident::event_batch b;
+  b.subscription = "saga.transfer";
+  b.through = evs->back().position;
+  b.events = std::move(*evs);
+  evident::error answer;
+  auto t0 = std::chrono::steady_clock::now();
+  self->request(m2, timeout, evident::deliver_atom::value, std::move(b))
+    .receive([](uint64_t) { BOOST_FAIL("the delivery was answered as durable"); },
+             [&](caf::error& e) { answer = evident::from_caf_error(e); });
+  BOOST_TEST(answer.code == errc::timeout);
+  BOOST_TEST(answer.message.find("progress append failed") != std::string::npos);
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - t0)
+               .count()
+             < 5'000);
+  evident::error reason;
+  bool down = false;
+  self->receive(
+    [&](caf::down_msg& d) {
+      down = true;
+      reason = evident::from_caf_error(d.reason);
+    },
+    caf::after(timeout) >> [] {});
+  BOOST_REQUIRE(down);
+  BOOST_TEST(reason.code == errc::timeout);
+  self->send_exit(mute, caf::exit_reason::user_shutdown);
 }
 
 BOOST_FIXTURE_TEST_CASE(an_unfinished_saga_resumes_after_a_restart_without_new_events,

@@ -177,6 +177,10 @@ struct advance_result {
   std::any state;
   /// True when the handler (not just bookkeeping) ran and failed: `record` is parked.
   bool parked_now = false;
+  /// The aggregate commands of the outbox entries this input added, by command id, as
+  /// the handler made them (`encoded_command::aggregate`): the first dispatch uses them
+  /// instead of decoding the payloads. Not part of the record.
+  std::vector<std::pair<std::string, command_box>> prepared;
 };
 
 /// The engine's view of one instance: its last record and decoded state.

@@ -264,6 +264,10 @@ struct encoded_command {
   std::string target_id;
   /// msgpack of the `Spec::command`.
   std::string payload;
+  /// The aggregate command (`to_aggregate` of the command), made while the typed command
+  /// is at hand, so that the first dispatch need not decode `payload` again. Not stored:
+  /// empty when to_aggregate failed (that dispatch then decodes and reports the error).
+  command_box aggregate;
 };
 
 /// `saga_step` with its types erased and its state and commands encoded.
@@ -415,9 +419,13 @@ public:
     try {
       out.state_bytes = to_msgpack(s.state);
       out.commands.reserve(s.commands.size());
-      for (auto& c : s.commands)
+      for (auto& c : s.commands) {
+        auto payload = to_msgpack(c.command);
+        auto box = box_of(std::move(c.command));
         out.commands.push_back({std::move(c.tag), std::move(c.target_type),
-                                std::move(c.target_id), to_msgpack(c.command)});
+                                std::move(c.target_id), std::move(payload),
+                                box ? std::move(*box) : command_box{}});
+      }
     } catch (...) {
       return error{errc::invalid_input, "saga '" + std::string{name()}
                                           + "' state or command does not encode: "
@@ -434,17 +442,7 @@ public:
     auto cmd = from_msgpack<command_type>(payload);
     if (!cmd)
       return std::move(cmd).err();
-    if constexpr (detail::has_to_aggregate<Spec>) {
-      try {
-        return command_box{Spec::to_aggregate(*cmd)};
-      } catch (...) {
-        return error{errc::invalid_input, "saga '" + std::string{name()}
-                                            + "' to_aggregate threw: "
-                                            + detail::describe_current_exception()};
-      }
-    } else {
-      return box_command(std::move(*cmd));
-    }
+    return box_of(std::move(*cmd));
   }
 
   /// Decodes an outbox payload into the typed command (the test kit shows them).
@@ -453,6 +451,20 @@ public:
   }
 
 private:
+  expected<command_box> box_of(command_type cmd) const {
+    if constexpr (detail::has_to_aggregate<Spec>) {
+      try {
+        return command_box{Spec::to_aggregate(cmd)};
+      } catch (...) {
+        return error{errc::invalid_input, "saga '" + std::string{name()}
+                                            + "' to_aggregate threw: "
+                                            + detail::describe_current_exception()};
+      }
+    } else {
+      return box_command(std::move(cmd));
+    }
+  }
+
   type_registry<event_type> registry_;
 };
 
