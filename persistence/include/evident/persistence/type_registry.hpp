@@ -11,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -45,19 +46,56 @@ std::string to_msgpack(const T& x) {
   return out;
 }
 
+namespace detail {
+
+// msgpack::unpack without a zone makes a fresh one per call: an 8 KB malloc for every
+// event, command or record decoded. Each thread keeps one zone instead, cleared after
+// each decode (the decoded T owns copies of everything). A decode nested inside another
+// (a converter that decodes an embedded payload) gets a zone of its own.
+struct decode_zone {
+  msgpack::zone* zone;
+  std::unique_ptr<msgpack::zone> nested;
+
+  decode_zone() {
+    thread_local msgpack::zone shared;
+    if (depth()++ == 0) {
+      zone = &shared;
+    } else {
+      nested = std::make_unique<msgpack::zone>(1024);
+      zone = nested.get();
+    }
+  }
+
+  ~decode_zone() {
+    if (--depth() == 0)
+      zone->clear();
+  }
+
+  decode_zone(const decode_zone&) = delete;
+  decode_zone& operator=(const decode_zone&) = delete;
+
+  static int& depth() noexcept {
+    thread_local int n = 0;
+    return n;
+  }
+};
+
+} // namespace detail
+
 /// Decodes one T from all of `bytes`. T must be default-constructible.
 /// Never throws (msgpack's exceptions are caught).
 /// Fails with: invalid_input (not msgpack, trailing bytes, or not the shape of T).
 template <class T>
 expected<T> from_msgpack(std::string_view bytes) {
   try {
+    detail::decode_zone z;
     size_t offset = 0;
-    auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset);
+    auto obj = msgpack::unpack(*z.zone, bytes.data(), bytes.size(), offset);
     if (offset != bytes.size())
       return error{errc::invalid_input, std::to_string(bytes.size() - offset)
                                           + " trailing bytes after the msgpack value"};
     T x{};
-    handle.get().convert(x);
+    obj.convert(x);
     return x;
   } catch (const std::exception& ex) {
     return error{errc::invalid_input, std::string{"msgpack does not decode: "} + ex.what()};
