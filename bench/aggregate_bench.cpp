@@ -72,6 +72,7 @@
 #include "evident/actors/snapshot_writer.hpp"
 #include "evident/persistence/lmdb_journal.hpp"
 #include "evident/persistence/snapshot_store.hpp"
+#include "evident/runtime/defaults.hpp"
 
 #include <caf/all.hpp>
 
@@ -532,6 +533,9 @@ public:
     snapshots_ = std::make_shared<evident::lmdb_snapshot_store>(lj_->env());
     caf_cfg_ = std::make_unique<caf::actor_system_config>();
     caf_cfg_->set("scheduler.max-threads", 2);
+    // As evident::runtime configures CAF (scheduler.max_throughput).
+    caf_cfg_->set("scheduler.max-throughput",
+                  static_cast<int64_t>(evident::defaults::runtime::scheduler_max_throughput));
     caf_cfg_->set("scheduler.policy", caf::atom_from_string(cfg.policy));
     evident::add_message_types(*caf_cfg_);
     sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
@@ -1669,7 +1673,8 @@ int main(int argc, char** argv) {
   }
   std::printf("aggregate_bench: %llu commands to %llu aggregates from %llu clients "
               "(client mode: %s); hot: %llu commands; recovery: %llu-event streams x %llu; "
-              "idle: %llu aggregates; durability %s; scheduler.max-threads 2, policy %s\n",
+              "idle: %llu aggregates; durability %s; scheduler.max-threads 2, "
+              "max-throughput %zu, policy %s\n",
               static_cast<unsigned long long>(cfg.commands),
               static_cast<unsigned long long>(cfg.aggregates),
               static_cast<unsigned long long>(cfg.clients),
@@ -1678,7 +1683,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(cfg.recovery_events),
               static_cast<unsigned long long>(cfg.recovery_reps),
               static_cast<unsigned long long>(cfg.idle_aggregates),
-              std::string{evident::to_string(cfg.sync)}.c_str(), cfg.policy.c_str());
+              std::string{evident::to_string(cfg.sync)}.c_str(),
+              evident::defaults::runtime::scheduler_max_throughput, cfg.policy.c_str());
   std::printf("run dir: %s; load average %s; disk: 4 KiB write + fdatasync %.0f us (median "
               "of 20)\n",
               g_root.string().c_str(), load_average().c_str(), fdatasync_us(g_root));

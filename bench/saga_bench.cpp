@@ -27,6 +27,7 @@
 #include "evident/actors/message_types.hpp"
 #include "evident/actors/subscription.hpp"
 #include "evident/persistence/checkpoint_store.hpp"
+#include "evident/runtime/defaults.hpp"
 #include "evident/sagas/saga_manager.hpp"
 
 #include <caf/all.hpp>
@@ -121,6 +122,9 @@ struct node {
 
   static caf::actor_system_config& prepare(caf::actor_system_config& c) {
     c.set("scheduler.max-threads", 2);
+    // As evident::runtime configures CAF (scheduler.max_throughput).
+    c.set("scheduler.max-throughput",
+          static_cast<int64_t>(evident::defaults::runtime::scheduler_max_throughput));
     evident::add_message_types(c);
     return c;
   }

@@ -404,6 +404,11 @@ const std::vector<entry>& table() {
         "CAF worker threads (scheduler.max-threads); the journal writer has its own thread "
         "on top.",
         [](auto& c) -> auto& { return c.scheduler.threads; }, 1, 256));
+    t.push_back(count_entry(
+        "scheduler", "max_throughput",
+        "Messages a worker handles for one actor before it turns to the next "
+        "(scheduler.max-throughput): bounds how long one busy actor keeps others waiting.",
+        [](auto& c) -> auto& { return c.scheduler.max_throughput; }, 1, 1'000'000));
     // [requests]
     t.push_back(duration_entry(
         "requests", "ask_timeout", "Default wait of runtime::append and command asks.",

@@ -66,6 +66,7 @@ const std::map<std::string, std::string>& every_key() {
       {"snapshots.every", "0"},
       {"snapshots.keep_last", "5"},
       {"scheduler.threads", "1"},
+      {"scheduler.max_throughput", "20"},
       {"requests.ask_timeout", "1500ms"},
       {"views.read_batch", "256"},
       {"views.max_buffer_events", "4096"},
@@ -137,6 +138,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "snapshots.every") == "1000");
   BOOST_TEST(get(cfg, "snapshots.keep_last") == "2");
   BOOST_TEST(get(cfg, "scheduler.threads") == "2");
+  BOOST_TEST(get(cfg, "scheduler.max_throughput") == "50");
   BOOST_TEST(get(cfg, "requests.ask_timeout") == "5s");
   BOOST_TEST(get(cfg, "views.read_batch") == "4096");
   BOOST_TEST(get(cfg, "views.max_buffer_events") == "65536");

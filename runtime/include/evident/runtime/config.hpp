@@ -125,6 +125,9 @@ struct runtime_config {
     /// scheduler.threads: CAF worker threads (CAF's scheduler.max-threads); the runtime
     /// never starts more. Default: 2.
     size_t threads = defaults::runtime::scheduler_threads;
+    /// scheduler.max_throughput: messages a worker handles for one actor before it
+    /// turns to the next (CAF's scheduler.max-throughput). Default: 50.
+    size_t max_throughput = defaults::runtime::scheduler_max_throughput;
   } scheduler;
 
   // -- [requests] -------------------------------------------------------------------

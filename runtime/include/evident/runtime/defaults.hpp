@@ -14,6 +14,13 @@ namespace evident::defaults::runtime {
 /// on top of these.
 inline constexpr size_t scheduler_threads = 2;
 
+/// Messages a CAF worker handles for one actor before it turns to the next: 50. CAF
+/// 0.17's default is unlimited, so a busy actor (the router, a hot aggregate) keeps its
+/// worker as long as its mailbox is not empty while thousands of others wait. In
+/// aggregate_bench (1,000 clients, 10,000 aggregates) a bound of 50 took p99 from
+/// 40-65 ms to 19-40 ms in the same windows, at no loss of throughput.
+inline constexpr size_t scheduler_max_throughput = 50;
+
 /// How long `runtime::append` and a command ask wait for their answer: 5 s. Finite on
 /// purpose: CAF 0.17 has no broken-promise detection, so a lost reply is only noticed
 /// by this timeout. Longer than the aggregates' append timeout would be pointless for
