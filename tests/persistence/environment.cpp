@@ -19,6 +19,14 @@ journal_options opts_for(const test::temp_dir& dir) {
   return o;
 }
 
+// A 1 MiB map that may grow to 64 MiB: a few large appends make it grow.
+journal_options small_map_opts_for(const test::temp_dir& dir) {
+  auto o = opts_for(dir);
+  o.map_size = size_t{1} << 20;
+  o.map_size_cap = size_t{64} << 20;
+  return o;
+}
+
 append_request one_event(std::string stream, size_t payload_bytes) {
   append_request req;
   req.stream = std::move(stream);
@@ -127,10 +135,7 @@ BOOST_AUTO_TEST_CASE(a_version_1_journal_is_read_as_is_and_marked_version_2_when
 
 BOOST_AUTO_TEST_CASE(map_full_grows_the_map_and_the_append_succeeds) {
   test::temp_dir dir;
-  auto o = opts_for(dir);
-  o.map_size = size_t{1} << 20; // 1 MiB
-  o.map_size_cap = size_t{64} << 20;
-  auto j = lmdb_journal::open(o);
+  auto j = lmdb_journal::open(small_map_opts_for(dir));
   BOOST_REQUIRE(j.has_value());
   auto before = (*j)->env()->map_size();
   for (int i = 0; i < 40; ++i) {
@@ -145,10 +150,7 @@ BOOST_AUTO_TEST_CASE(map_full_grows_the_map_and_the_append_succeeds) {
 // committed since, also after the map grew under the idle ones.
 BOOST_AUTO_TEST_CASE(reused_read_transactions_see_later_commits_and_a_grown_map) {
   test::temp_dir dir;
-  auto o = opts_for(dir);
-  o.map_size = size_t{1} << 20; // 1 MiB
-  o.map_size_cap = size_t{64} << 20;
-  auto j = lmdb_journal::open(o);
+  auto j = lmdb_journal::open(small_map_opts_for(dir));
   BOOST_REQUIRE(j.has_value());
   auto env = (*j)->env();
   auto before = env->map_size();
