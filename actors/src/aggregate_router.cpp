@@ -110,6 +110,8 @@ struct router_state {
   /// past max_active keys every activation fences (fence_all).
   std::unordered_set<std::string> fence_next;
   bool fence_all = false;
+  /// Scratch for the key of each command (see find_or_spawn).
+  std::string key_buf;
   bool tick_armed = false;
   bool watch_armed = false;
   /// Spawned by the router (stopped with it); null when the env brought its own.
@@ -144,15 +146,6 @@ struct router_state {
 };
 
 using router_actor = caf::stateful_actor<router_state>;
-
-std::string key_of(std::string_view type, std::string_view id) {
-  std::string key;
-  key.reserve(type.size() + 1 + id.size());
-  key.append(type);
-  key.push_back('\0'); // type names cannot contain NUL, so keys are unambiguous
-  key.append(id);
-  return key;
-}
 
 caf::timespan tick_interval(const aggregate_options& opts) {
   auto x = std::chrono::duration_cast<caf::timespan>(opts.idle_timeout) / 4;
@@ -246,7 +239,11 @@ void note_fence(router_state& st, const std::string& key) {
 caf::actor find_or_spawn(router_actor* self, const std::shared_ptr<const aggregate_model>& model,
                          const std::string& id) {
   auto& st = self->state;
-  auto key = key_of(model->name(), id);
+  // Built in a buffer the router keeps: a live aggregate's command allocates no key.
+  auto& key = st.key_buf;
+  key.assign(model->name());
+  key.push_back('\0'); // type names cannot contain NUL, so keys are unambiguous
+  key.append(id);
   auto now = self->clock().now();
   if (auto i = st.live.find(key); i != st.live.end()) {
     auto& e = i->second;
@@ -261,7 +258,7 @@ caf::actor find_or_spawn(router_actor* self, const std::shared_ptr<const aggrega
   auto fence = needs_fence(st, key);
   auto handle = detail::spawn_aggregate(self, model, id, st.ctx, fence);
   ++st.activations;
-  auto [i, added] = st.live.emplace(std::move(key), live_aggregate{});
+  auto [i, added] = st.live.emplace(key, live_aggregate{});
   auto& e = i->second;
   e.handle = handle;
   e.key = &i->first;

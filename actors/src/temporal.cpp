@@ -19,8 +19,10 @@ status state_loader::start() {
   if (h->state == stream_state::tombstoned)
     return {errc::stream_deleted, "stream '" + result_.stream + "' is tombstoned"};
   head_version_ = h->version;
-  if (query_.k == state_query::kind::at_version && query_.version == 0) {
-    done_ = true; // the state before the first event
+  if (head_version_ == 0 || (query_.k == state_query::kind::at_version && query_.version == 0)) {
+    // The state before the first event. (No snapshot lookup for a stream never written,
+    // which is most cold activations: a snapshot there could only be of version 0.)
+    done_ = true;
     return {};
   }
   if (snapshots_ == nullptr)
