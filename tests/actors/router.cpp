@@ -1,4 +1,5 @@
 #include "aggregate_fixtures.hpp"
+#include "checks.hpp"
 #include "temp_dir.hpp"
 
 #include "evident/actors/temporal.hpp"
@@ -374,6 +375,29 @@ BOOST_AUTO_TEST_CASE(command_ids_and_snapshots_survive_a_restart_on_lmdb) {
     BOOST_TEST((std::any_cast<account>(full->state) == std::any_cast<account>(fast->state)));
     node.stop();
   }
+}
+
+// The router tells its aggregates to stop in slices of 1,000 (one worker's queue of
+// 100,000 made CAF 0.17's work stealing quadratic); every one of them must still stop,
+// and the router quits only after the last slice.
+BOOST_AUTO_TEST_CASE(stopping_the_router_stops_every_aggregate_across_slices) {
+  evident::test::temp_dir dir;
+  evident::journal_options jopts;
+  jopts.path = dir.sub("journal");
+  jopts.sync = evident::durability::no_sync;
+  auto j = evident::lmdb_journal::open(jopts);
+  BOOST_TEST_REQUIRE(j.has_value());
+  live_router node;
+  node.start(*j);
+  auto& registry = node.sys.registry();
+  auto before = registry.running();
+  constexpr size_t n = 2'500; // three slices
+  for (size_t i = 0; i < n; ++i)
+    BOOST_TEST_REQUIRE(node.ask("s" + std::to_string(i), open{"x"}).ok());
+  BOOST_TEST(node.metrics().active == n);
+  BOOST_TEST(registry.running() >= before + n);
+  node.stop(); // returns once the router is down (after its last slice), then the writer
+  BOOST_TEST(evident::test::eventually([&] { return registry.running() + 2 <= before; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
