@@ -29,6 +29,14 @@ evident::aggregate_options idle_after(std::chrono::nanoseconds d) {
   return opts;
 }
 
+// An LMDB journal in `dir`, without fsync: these tests check behaviour, not power loss.
+evident::journal_options no_sync_journal(const evident::test::temp_dir& dir) {
+  evident::journal_options jopts;
+  jopts.path = dir.sub("journal");
+  jopts.sync = evident::durability::no_sync;
+  return jopts;
+}
+
 evident::aggregate_options capped(size_t max_active) {
   auto opts = deterministic_router::no_idle();
   opts.max_active = max_active;
@@ -329,9 +337,7 @@ BOOST_AUTO_TEST_CASE(state_at_function_reads_journal_and_snapshots) {
 
 BOOST_AUTO_TEST_CASE(command_ids_and_snapshots_survive_a_restart_on_lmdb) {
   evident::test::temp_dir dir;
-  evident::journal_options jopts;
-  jopts.path = dir.sub("journal");
-  jopts.sync = evident::durability::no_sync;
+  auto jopts = no_sync_journal(dir);
   account_reply first;
   {
     auto j = evident::lmdb_journal::open(jopts);
@@ -382,9 +388,7 @@ BOOST_AUTO_TEST_CASE(command_ids_and_snapshots_survive_a_restart_on_lmdb) {
 // and the router quits only after the last slice.
 BOOST_AUTO_TEST_CASE(stopping_the_router_stops_every_aggregate_across_slices) {
   evident::test::temp_dir dir;
-  evident::journal_options jopts;
-  jopts.path = dir.sub("journal");
-  jopts.sync = evident::durability::no_sync;
+  auto jopts = no_sync_journal(dir);
   auto j = evident::lmdb_journal::open(jopts);
   BOOST_TEST_REQUIRE(j.has_value());
   live_router node;

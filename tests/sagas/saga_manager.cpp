@@ -185,14 +185,20 @@ struct saga_node {
       {evident::make_model<bank::account_no_snapshots>(), evident::make_model<transfer_aggregate>()});
     ctl = std::make_shared<proxy_controls>();
     proxy = sys.spawn(proxy_router, router, ctl, caf::actor_cast<caf::actor>(self));
+    manager = evident::spawn_saga_manager(sys, saga_env_with(writer),
+                                          evident::make_saga_model<transfer_saga>());
+    fed = 0;
+  }
+
+  /// The manager's environment on this node, appending through `w`.
+  evident::saga_env saga_env_with(caf::actor w) {
     evident::saga_env senv;
-    senv.writer = writer;
+    senv.writer = std::move(w);
     senv.journal = journal;
     senv.router = proxy;
     senv.clock = clock;
     senv.options = opts;
-    manager = evident::spawn_saga_manager(sys, senv, evident::make_saga_model<transfer_saga>());
-    fed = 0;
+    return senv;
   }
 
   /// Stops every actor and closes the journal: what a process stop leaves is on disk.
@@ -570,12 +576,7 @@ BOOST_FIXTURE_TEST_CASE(a_progress_append_unanswered_for_append_timeout_stops_th
   request_transfer("t1", "a", "b", 30);
   // A second manager whose writer never answers (the first one is never fed).
   auto mute = sys.spawn(silent_writer);
-  evident::saga_env senv;
-  senv.writer = mute;
-  senv.journal = journal;
-  senv.router = proxy;
-  senv.clock = clock;
-  senv.options = opts;
+  auto senv = saga_env_with(mute);
   senv.options.append_timeout = 100ms;
   auto m2 = evident::spawn_saga_manager(sys, senv, evident::make_saga_model<transfer_saga>());
   self->monitor(m2);
