@@ -333,7 +333,10 @@ status apply_batch(view_state& st, const event_batch& b) {
         if (auto err = st.opts.hooks.after_rows(b.through))
           return err;
       return st.checkpoints->save(t, st.db_name, b.through);
-    });
+      // Deferred: the meta page reaches the disk with the journal writer's next commit.
+      // A machine crash before that undoes rows and position together, and the view
+      // applies the batch again; meanwhile the writer does not wait for a second flush.
+    }, commit_sync::deferred);
   }
   staged_rows rows{st.mem};
   for (const auto& e : b.events)

@@ -221,4 +221,55 @@ BOOST_AUTO_TEST_CASE(user_dbs_cannot_take_journal_names) {
   BOOST_TEST(((*env)->open_db("view.balances").has_value()));
 }
 
+BOOST_AUTO_TEST_CASE(under_fsync_lmdb_leaves_the_meta_flush_to_the_durable_commit) {
+  // The meta page is flushed by txn::commit after LMDB's write lock is released; LMDB
+  // itself must not flush it (again) under the lock.
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.sync = durability::fsync_each_commit;
+  auto env = environment::open(o);
+  BOOST_REQUIRE(env.has_value());
+  unsigned flags = 0;
+  BOOST_REQUIRE_EQUAL(mdb_env_get_flags((*env)->native(), &flags), 0);
+  BOOST_TEST((flags & MDB_NOMETASYNC) != 0u);
+  BOOST_TEST((flags & MDB_NOSYNC) == 0u);
+  // no_sync keeps LMDB's own flag: there is nothing to flush afterwards.
+  test::temp_dir other;
+  auto env2 = environment::open(opts_for(other));
+  BOOST_REQUIRE(env2.has_value());
+  BOOST_REQUIRE_EQUAL(mdb_env_get_flags((*env2)->native(), &flags), 0);
+  BOOST_TEST((flags & MDB_NOSYNC) != 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_deferred_commit_is_visible_at_once_and_kept_across_a_reopen) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.sync = durability::fsync_each_commit;
+  {
+    auto env = environment::open(o);
+    BOOST_REQUIRE(env.has_value());
+    auto db = (*env)->open_db("view.rows");
+    BOOST_REQUIRE(db.has_value());
+    auto err = (*env)->write([&](txn& t) { return t.put(*db, "k", "deferred"); },
+                             commit_sync::deferred);
+    BOOST_REQUIRE(!err);
+    auto r = (*env)->begin_read();
+    BOOST_REQUIRE(r.has_value());
+    auto v = r->get(*db, "k");
+    BOOST_REQUIRE(v.has_value());
+    BOOST_REQUIRE(v->has_value());
+    BOOST_TEST(std::string{**v} == "deferred");
+  }
+  auto env = environment::open(o);
+  BOOST_REQUIRE(env.has_value());
+  auto db = (*env)->open_db("view.rows");
+  BOOST_REQUIRE(db.has_value());
+  auto r = (*env)->begin_read();
+  BOOST_REQUIRE(r.has_value());
+  auto v = r->get(*db, "k");
+  BOOST_REQUIRE(v.has_value());
+  BOOST_REQUIRE(v->has_value());
+  BOOST_TEST(std::string{**v} == "deferred");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

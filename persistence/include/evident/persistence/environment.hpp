@@ -29,6 +29,19 @@ struct journal_dbs {
 
 class environment;
 
+/// When a write transaction's changes are on disk, under durability fsync_each_commit
+/// (the other modes promise less and ignore this).
+enum class commit_sync : uint8_t {
+  /// Before the commit returns: LMDB flushes the data pages, then the environment
+  /// flushes the meta page (after LMDB's write lock is released, so the next writer
+  /// already runs).
+  durable,
+  /// Data pages before the commit returns, the meta page with the next durable commit or
+  /// sync(). A machine crash may undo the commit as a whole (never half of it). For rows
+  /// that are rebuilt when that happens: a view's rows together with its position.
+  deferred,
+};
+
 /// A transaction. Read transactions may move between threads (MDB_NOTLS). A write
 /// transaction must begin and end on one thread. Aborts in the destructor unless
 /// committed.
@@ -55,8 +68,10 @@ public:
   /// Removes `key`; removing an absent key is no error.
   [[nodiscard]] status del(MDB_dbi db, std::string_view key);
 
-  /// Commits (write) or ends (read). Fails with storage_full, io_error.
-  [[nodiscard]] status commit();
+  /// Commits (write) or ends (read). Fails with storage_full, io_error. An io_error
+  /// from the flush of a durable commit leaves the outcome unknown: the changes are
+  /// visible to later transactions but may not survive a machine crash.
+  [[nodiscard]] status commit(commit_sync how = commit_sync::durable);
   void abort() noexcept;
 
   MDB_txn* native() const noexcept {
@@ -140,7 +155,8 @@ public:
   /// or from the commit) aborts, doubles the map (up to `map_size_cap`) and runs `fn`
   /// again, so `fn` must be repeatable. At the cap fails with storage_full, nothing
   /// written. Any error `fn` returns aborts the txn and is returned.
-  [[nodiscard]] status write(const std::function<status(txn&)>& fn);
+  [[nodiscard]] status write(const std::function<status(txn&)>& fn,
+                             commit_sync how = commit_sync::durable);
 
   /// Opens (creating if needed) a named DB for a caller's own rows, e.g. a view's
   /// read model, so its writes can share a txn with a checkpoint. Names starting with
@@ -150,7 +166,8 @@ public:
   /// Current map size in bytes.
   size_t map_size() const noexcept;
 
-  /// Flushes to disk (for durability modes other than fsync_each_commit).
+  /// Flushes every commit to disk (deferred commits, or durability modes other than
+  /// fsync_each_commit).
   [[nodiscard]] status sync();
 
   /// Translates an LMDB return code; the one place rc values are interpreted.
@@ -172,6 +189,9 @@ private:
 
   journal_options opts_;
   MDB_env* env_ = nullptr;
+  // Durability fsync_each_commit: LMDB runs with MDB_NOMETASYNC and a durable commit
+  // flushes the meta page itself (see commit_sync).
+  bool flush_meta_ = false;
   journal_dbs dbs_;
   std::shared_mutex resize_mtx_;
   std::mutex dbi_mtx_;
