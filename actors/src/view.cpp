@@ -206,6 +206,8 @@ private:
 // -- the actor -------------------------------------------------------------------------
 
 using qtimeout_atom = caf::atom_constant<caf::atom("v_qtimeout")>;
+// Self-sent: the commit interval is over, answer the subscription's held batch.
+using release_atom = caf::atom_constant<caf::atom("v_release")>;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -232,6 +234,9 @@ struct view_state {
   view_metrics m;
   clock_type::time_point window_start = clock_type::now();
   uint64_t window_events = 0;
+  // The answer to the last batch, held until commit_interval after its commit began:
+  // the subscription sends the next batch only after it (see view_options).
+  std::optional<caf::typed_response_promise<uint64_t>> held;
 };
 
 using view_actor = caf::stateful_actor<view_state>;
@@ -389,6 +394,7 @@ caf::behavior view_behavior(view_actor* self, view_env env, std::shared_ptr<cons
   self->set_exit_handler([=](caf::exit_msg& em) {
     stop_subscription(self);
     auto& s = self->state;
+    s.held.reset();
     for (auto& w : s.waiting)
       w.rp.deliver(to_caf_error(
           error{errc::unavailable, "view '" + std::string{s.model->name()} + "' is stopping"}));
@@ -404,6 +410,7 @@ caf::behavior view_behavior(view_actor* self, view_env env, std::shared_ptr<cons
           return to_caf_error(*s.failed);
         if (b.through <= s.position)
           return s.position;
+        auto began = clock_type::now();
         if (auto err = apply_batch(s, b)) {
           auto reply = to_caf_error(err);
           fail_view(self, std::move(err));
@@ -417,7 +424,23 @@ caf::behavior view_behavior(view_actor* self, view_env env, std::shared_ptr<cons
         s.m.position = s.position;
         if (!s.waiting.empty())
           wake_waiters(self);
+        if (s.model->durable() && s.opts.commit_interval.count() > 0) {
+          auto rest = began + s.opts.commit_interval - clock_type::now();
+          if (rest > clock_type::duration::zero()) {
+            auto rp = self->make_response_promise<uint64_t>();
+            s.held = rp;
+            self->delayed_send(self, rest, release_atom::value);
+            return rp;
+          }
+        }
         return s.position;
+      },
+      [=](release_atom) {
+        auto& s = self->state;
+        if (s.held) {
+          s.held->deliver(s.position);
+          s.held.reset();
+        }
       },
       [=](query_atom, view_query& q, uint64_t min_position,
           int64_t timeout_ms) -> caf::result<view_result> {
@@ -453,6 +476,7 @@ caf::behavior view_behavior(view_actor* self, view_env env, std::shared_ptr<cons
       [=](reset_atom) -> caf::result<uint64_t> {
         auto& s = self->state;
         stop_subscription(self);
+        s.held.reset(); // its subscription is gone
         if (s.model->durable()) {
           auto err = s.env.env->write([&](txn& t) -> status {
             if (int rc = mdb_drop(t.native(), s.dbi, 0); rc != 0)
@@ -501,6 +525,10 @@ caf::actor spawn_view(caf::actor_system& sys, view_env env, std::shared_ptr<cons
   check.deliver_timeout = opts.deliver_timeout;
   if (auto err = validate(check))
     throw std::invalid_argument("view '" + std::string{model->name()} + "': " + err.message);
+  if (opts.commit_interval.count() < 0 || opts.commit_interval >= opts.deliver_timeout)
+    throw std::invalid_argument("view '" + std::string{model->name()}
+                                + "': commit_interval must be at least 0 and below "
+                                  "deliver_timeout");
   MDB_dbi dbi = 0;
   uint64_t start = 0;
   if (model->durable()) {

@@ -436,6 +436,12 @@ const std::vector<entry>& table() {
         "Most time a view or subscriber may take for one batch; past it its subscription "
         "stops with timeout.",
         [](auto& c) -> auto& { return c.views.deliver_timeout; }, ms{1}, day));
+    t.push_back(duration_entry(
+        "views", "commit_interval",
+        "Shortest time between two commits of a durable view (0: every delivery at once); "
+        "events arriving meanwhile go into its next commit. Fewer view commits leave LMDB's "
+        "write lock to the journal writer more often; the price is up to this much lag.",
+        [](auto& c) -> auto& { return c.views.commit_interval; }, ms{0}, day));
     // [sagas]
     t.push_back(count_entry(
         "sagas", "max_attempts",
@@ -579,6 +585,11 @@ status validate(const runtime_config& cfg) {
                                           + render_duration(cfg.sagas.backoff_max)
                                           + ") is shorter than sagas.backoff_initial ("
                                           + render_duration(cfg.sagas.backoff_initial) + ")"};
+  if (cfg.views.commit_interval >= cfg.views.deliver_timeout)
+    return error{errc::invalid_input, "views.commit_interval ("
+                                          + render_duration(cfg.views.commit_interval)
+                                          + ") is not below views.deliver_timeout ("
+                                          + render_duration(cfg.views.deliver_timeout) + ")"};
   if (cfg.views.max_buffer_events < cfg.views.read_batch)
     return error{errc::invalid_input, "views.max_buffer_events ("
                                           + std::to_string(cfg.views.max_buffer_events)

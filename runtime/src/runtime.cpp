@@ -425,6 +425,7 @@ view_options runtime::default_view_options() const {
   o.read_batch = cfg_.views.read_batch;
   o.max_buffer_events = cfg_.views.max_buffer_events;
   o.deliver_timeout = cfg_.views.deliver_timeout;
+  o.commit_interval = cfg_.views.commit_interval;
   return o;
 }
 

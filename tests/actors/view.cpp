@@ -331,4 +331,27 @@ BOOST_FIXTURE_TEST_CASE(in_memory_view_rebuilds_from_position_zero_and_reports_l
   BOOST_TEST(!m.durable);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_durable_view_commits_at_most_once_per_commit_interval, view_fixture) {
+  view_options opts;
+  opts.commit_interval = std::chrono::milliseconds{400};
+  auto v = spawn<durable_balances>(opts);
+  auto first = load(1);
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST((rows_at(v, first) == reference(first)));
+  // Twenty appends (separate commits, so separate live deliveries) during the interval
+  // that began with the first batch: they wait and go into one commit.
+  auto last = load(20, 1);
+  BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds{300},
+                        "the appends took too long for this test's timing");
+  // Meanwhile queries are answered (the view holds only its answer to the subscription).
+  auto now = query(v, "", 0, 0);
+  BOOST_REQUIRE_MESSAGE(now, why(now));
+  BOOST_TEST(now->position == first);
+  BOOST_TEST((rows_at(v, last) == reference(last)));
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds{400}));
+  auto m = ask_metrics<view_metrics>(v);
+  BOOST_TEST(m.batches == 2u);
+  BOOST_TEST((stored().second == std::optional<uint64_t>{last}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

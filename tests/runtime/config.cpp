@@ -73,6 +73,7 @@ const std::map<std::string, std::string>& every_key() {
       {"views.checkpoint_every", "100"},
       {"views.checkpoint_interval", "250ms"},
       {"views.deliver_timeout", "30s"},
+      {"views.commit_interval", "7ms"},
       {"sagas.max_attempts", "3"},
       {"sagas.backoff_initial", "20ms"},
       {"sagas.backoff_max", "2s"},
@@ -145,6 +146,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "views.checkpoint_every") == "1000");
   BOOST_TEST(get(cfg, "views.checkpoint_interval") == "1s");
   BOOST_TEST(get(cfg, "views.deliver_timeout") == "1min");
+  BOOST_TEST(get(cfg, "views.commit_interval") == "3ms");
   BOOST_TEST(get(cfg, "shutdown.drain_timeout") == "10s");
   BOOST_TEST(get(cfg, "sagas.max_attempts") == "8");
   BOOST_TEST(get(cfg, "sagas.backoff_initial") == "50ms");

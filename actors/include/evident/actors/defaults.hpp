@@ -93,3 +93,15 @@ inline constexpr long long checkpoint_interval_ms = 1'000;
 inline constexpr long long deliver_timeout_ms = 60'000;
 
 } // namespace evident::defaults::subscription
+
+namespace evident::defaults::view {
+
+/// Shortest time from one commit of a durable view to its next: 3 ms. Each commit is a
+/// flush that holds LMDB's single write lock, so a view that committed every live
+/// delivery (about one per journal commit under load) made the journal writer wait
+/// for it about as often. In evident-bank under deposit load, view commits at least
+/// 10 ms apart raised deposits/s by 15-27% (same-window A/B); the price is lag, up to
+/// this interval on top of the commit.
+inline constexpr long long commit_interval_ms = 3;
+
+} // namespace evident::defaults::view

@@ -297,6 +297,10 @@ struct view_options {
   size_t read_batch = defaults::subscription::read_batch;
   size_t max_buffer_events = defaults::subscription::max_buffer_events;
   std::chrono::milliseconds deliver_timeout{defaults::subscription::deliver_timeout_ms};
+  /// Durable views: shortest time from the start of one commit to the start of the next
+  /// (0: commit every delivery at once). Events arriving meanwhile wait in the
+  /// subscription and go into the next commit together. Must be below deliver_timeout.
+  std::chrono::milliseconds commit_interval{defaults::view::commit_interval_ms};
   view_hooks hooks;
 };
 

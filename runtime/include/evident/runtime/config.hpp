@@ -159,6 +159,9 @@ struct runtime_config {
     /// views.deliver_timeout: most time a view or subscriber may take for one batch;
     /// past it the subscription stops with timeout. Default: 60 s.
     std::chrono::milliseconds deliver_timeout{defaults::subscription::deliver_timeout_ms};
+    /// views.commit_interval: shortest time between two commits of a durable view (0:
+    /// every delivery at once). Default: 3 ms.
+    std::chrono::milliseconds commit_interval{defaults::view::commit_interval_ms};
   } views;
 
   // -- [sagas] ----------------------------------------------------------------------
