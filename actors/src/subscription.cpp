@@ -222,7 +222,10 @@ void save_checkpoint(sub_actor* self) {
   auto& st = self->state;
   if (st.opts.checkpoints != checkpoint_mode::managed || st.acked <= st.saved)
     return;
-  if (auto err = st.env.checkpoints->save(st.opts.name, st.acked)) {
+  // Deferred (one flush, not two): managed checkpoints are at-least-once, so a save that
+  // a machine crash undoes only delivers some events again. This commit runs on a CAF
+  // worker, where each flush holds up every other actor of that worker.
+  if (auto err = st.env.checkpoints->save(st.opts.name, st.acked, commit_sync::deferred)) {
     fail(self, std::move(err));
     return;
   }

@@ -76,10 +76,10 @@ expected<std::optional<uint64_t>> checkpoint_store::load(txn& t, const std::stri
   return std::optional<uint64_t>{*pos};
 }
 
-status checkpoint_store::save(const std::string& name, uint64_t position) {
+status checkpoint_store::save(const std::string& name, uint64_t position, commit_sync how) {
   if (auto err = check_name(name))
     return err;
-  return env_->write([&](txn& t) { return save(t, name, position); });
+  return env_->write([&](txn& t) { return save(t, name, position); }, how);
 }
 
 status checkpoint_store::save(txn& write_txn, const std::string& name, uint64_t position) {

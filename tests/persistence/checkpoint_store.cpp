@@ -117,6 +117,15 @@ BOOST_AUTO_TEST_CASE(checkpoints_survive_reopening_the_environment) {
   BOOST_TEST(position("view.balances") == 99);
 }
 
+BOOST_AUTO_TEST_CASE(a_deferred_save_is_read_back_at_once_and_after_reopening_under_fsync) {
+  opts.sync = durability::fsync_each_commit;
+  open();
+  REQUIRE_OK(store->save("sub.managed", 41, commit_sync::deferred));
+  BOOST_TEST(position("sub.managed") == 41);
+  open();
+  BOOST_TEST(position("sub.managed") == 41);
+}
+
 BOOST_AUTO_TEST_CASE(committed_caller_txn_stores_rows_and_checkpoint_together) {
   auto rows = env->open_db("view.balances");
   BOOST_REQUIRE_MESSAGE(rows.has_value(), why(rows));

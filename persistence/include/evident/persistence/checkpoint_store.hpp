@@ -1,6 +1,7 @@
 #pragma once
 
 #include "evident/persistence/errc.hpp"
+#include "evident/persistence/options.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -46,9 +47,12 @@ public:
 
   /// Stores `position` for `name` in a write transaction of its own (replacing any
   /// earlier position; it may move backwards, e.g. when a view rebuilds).
-  /// Cost: one commit, i.e. one fsync under the default durability.
+  /// Cost: one commit, i.e. two flushes under the default durability, one with
+  /// commit_sync::deferred (a machine crash may then undo the save: right for
+  /// at-least-once subscribers, which get the events since the older position again).
   /// Fails with: invalid_input, too_large (bad name), storage_full, io_error.
-  [[nodiscard]] status save(const std::string& name, uint64_t position);
+  [[nodiscard]] status save(const std::string& name, uint64_t position,
+                            commit_sync how = commit_sync::durable);
 
   /// Stores `position` for `name` in the caller's write transaction: it is committed
   /// or rolled back with the caller's other writes.

@@ -29,19 +29,6 @@ struct journal_dbs {
 
 class environment;
 
-/// When a write transaction's changes are on disk, under durability fsync_each_commit
-/// (the other modes promise less and ignore this).
-enum class commit_sync : uint8_t {
-  /// Before the commit returns: LMDB flushes the data pages, then the environment
-  /// flushes the meta page (after LMDB's write lock is released, so the next writer
-  /// already runs).
-  durable,
-  /// Data pages before the commit returns, the meta page with the next durable commit or
-  /// sync(). A machine crash may undo the commit as a whole (never half of it). For rows
-  /// that are rebuilt when that happens: a view's rows together with its position.
-  deferred,
-};
-
 /// A transaction. Read transactions may move between threads (MDB_NOTLS). A write
 /// transaction must begin and end on one thread. Aborts in the destructor unless
 /// committed.

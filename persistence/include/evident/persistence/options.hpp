@@ -23,6 +23,20 @@ enum class durability : uint8_t {
 
 std::string_view to_string(durability x) noexcept;
 
+/// When a write transaction's changes are on disk, under durability fsync_each_commit
+/// (the other modes promise less and ignore this).
+enum class commit_sync : uint8_t {
+  /// Before the commit returns: LMDB flushes the data pages, then the environment
+  /// flushes the meta page (after LMDB's write lock is released, so the next writer
+  /// already runs).
+  durable,
+  /// Data pages before the commit returns, the meta page with the next durable commit or
+  /// sync(). A machine crash may undo the commit as a whole (never half of it). For rows
+  /// that are rebuilt when that happens: a view's rows with its position, a managed
+  /// (at-least-once) checkpoint.
+  deferred,
+};
+
 /// How to open a journal's LMDB environment. All sizes in bytes.
 struct journal_options {
   /// The directory holding data.mdb and lock.mdb.
