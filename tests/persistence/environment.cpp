@@ -7,6 +7,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
 
 using namespace evident;
 
@@ -25,6 +28,25 @@ journal_options small_map_opts_for(const test::temp_dir& dir) {
   o.map_size = size_t{1} << 20;
   o.map_size_cap = size_t{64} << 20;
   return o;
+}
+
+journal_options fsync_opts_for(const test::temp_dir& dir) {
+  auto o = opts_for(dir);
+  o.sync = durability::fsync_each_commit;
+  return o;
+}
+
+// The value under `key` in the user DB `db`, read in a fresh read transaction.
+std::optional<std::string> value_of(environment& env, const std::string& db, std::string_view key) {
+  auto dbi = env.open_db(db);
+  BOOST_REQUIRE(dbi.has_value());
+  auto r = env.begin_read();
+  BOOST_REQUIRE(r.has_value());
+  auto v = r->get(*dbi, key);
+  BOOST_REQUIRE(v.has_value());
+  if (!v->has_value())
+    return std::nullopt;
+  return std::string{**v};
 }
 
 append_request one_event(std::string stream, size_t payload_bytes) {
@@ -225,9 +247,7 @@ BOOST_AUTO_TEST_CASE(under_fsync_lmdb_leaves_the_meta_flush_to_the_durable_commi
   // The meta page is flushed by txn::commit after LMDB's write lock is released; LMDB
   // itself must not flush it (again) under the lock.
   test::temp_dir dir;
-  auto o = opts_for(dir);
-  o.sync = durability::fsync_each_commit;
-  auto env = environment::open(o);
+  auto env = environment::open(fsync_opts_for(dir));
   BOOST_REQUIRE(env.has_value());
   unsigned flags = 0;
   BOOST_REQUIRE_EQUAL(mdb_env_get_flags((*env)->native(), &flags), 0);
@@ -243,33 +263,19 @@ BOOST_AUTO_TEST_CASE(under_fsync_lmdb_leaves_the_meta_flush_to_the_durable_commi
 
 BOOST_AUTO_TEST_CASE(a_deferred_commit_is_visible_at_once_and_kept_across_a_reopen) {
   test::temp_dir dir;
-  auto o = opts_for(dir);
-  o.sync = durability::fsync_each_commit;
   {
-    auto env = environment::open(o);
+    auto env = environment::open(fsync_opts_for(dir));
     BOOST_REQUIRE(env.has_value());
     auto db = (*env)->open_db("view.rows");
     BOOST_REQUIRE(db.has_value());
     auto err = (*env)->write([&](txn& t) { return t.put(*db, "k", "deferred"); },
                              commit_sync::deferred);
     BOOST_REQUIRE(!err);
-    auto r = (*env)->begin_read();
-    BOOST_REQUIRE(r.has_value());
-    auto v = r->get(*db, "k");
-    BOOST_REQUIRE(v.has_value());
-    BOOST_REQUIRE(v->has_value());
-    BOOST_TEST(std::string{**v} == "deferred");
+    BOOST_TEST((value_of(**env, "view.rows", "k") == std::optional<std::string>{"deferred"}));
   }
-  auto env = environment::open(o);
+  auto env = environment::open(fsync_opts_for(dir));
   BOOST_REQUIRE(env.has_value());
-  auto db = (*env)->open_db("view.rows");
-  BOOST_REQUIRE(db.has_value());
-  auto r = (*env)->begin_read();
-  BOOST_REQUIRE(r.has_value());
-  auto v = r->get(*db, "k");
-  BOOST_REQUIRE(v.has_value());
-  BOOST_REQUIRE(v->has_value());
-  BOOST_TEST(std::string{**v} == "deferred");
+  BOOST_TEST((value_of(**env, "view.rows", "k") == std::optional<std::string>{"deferred"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -423,6 +423,13 @@ BOOST_AUTO_TEST_CASE(validation_names_the_key_of_a_value_set_in_code) {
         c.sagas.backoff_max = 1s;
       },
       "sagas.backoff_max (1s) is shorter than sagas.backoff_initial (2s)");
+  check([](runtime_config& c) { c.views.commit_interval = -1ms; }, "views.commit_interval");
+  check(
+      [](runtime_config& c) {
+        c.views.deliver_timeout = 5s;
+        c.views.commit_interval = 5s;
+      },
+      "views.commit_interval (5s) is not below views.deliver_timeout (5s)");
   check([](runtime_config& c) { c.storage.map_size = 1024; },
         "storage.map_size: 1KiB is out of range");
   check([](runtime_config& c) { c.storage.sync = static_cast<durability>(9); },
