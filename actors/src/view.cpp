@@ -329,6 +329,9 @@ void fail_view(view_actor* self, error err) {
 
 status apply_batch(view_state& st, const event_batch& b) {
   if (st.model->durable()) {
+    // Deferred: the meta page reaches the disk with the journal writer's next commit. A
+    // machine crash before that undoes rows and position together, and the view applies
+    // the batch again; meanwhile the writer does not wait for a second flush.
     return st.env.env->write([&](txn& t) -> status {
       lmdb_rows rows{t, st.dbi};
       for (const auto& e : b.events)
@@ -338,9 +341,6 @@ status apply_batch(view_state& st, const event_batch& b) {
         if (auto err = st.opts.hooks.after_rows(b.through))
           return err;
       return st.checkpoints->save(t, st.db_name, b.through);
-      // Deferred: the meta page reaches the disk with the journal writer's next commit.
-      // A machine crash before that undoes rows and position together, and the view
-      // applies the batch again; meanwhile the writer does not wait for a second flush.
     }, commit_sync::deferred);
   }
   staged_rows rows{st.mem};

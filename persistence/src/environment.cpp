@@ -143,10 +143,10 @@ status txn::commit(commit_sync how) {
   // (MDB_NOMETASYNC). Flushing it here rather than inside mdb_txn_commit costs the same
   // one flush, but the write lock is free meanwhile: another writer's transaction
   // overlaps with it instead of queueing behind it.
-  if (writable_ && how == commit_sync::durable && env_->flush_meta_)
-    if (auto sync_rc = mdb_env_sync(env_->env_, 1); sync_rc != 0) {
-      auto err = environment::translate(sync_rc, "mdb_env_sync after mdb_txn_commit");
-      err.message += " (the commit is in the journal but may not be on disk: outcome unknown)";
+  if (writable_ && how == commit_sync::durable && env_->flushes_meta())
+    if (auto err = env_->sync()) {
+      err.message += " after mdb_txn_commit (the commit is in the journal but may not be on "
+                     "disk: outcome unknown)";
       return err;
     }
   return {};
@@ -236,7 +236,7 @@ environment::~environment() {
     mdb_txn_abort(t);
   // Deferred commits are on disk but for their meta page: flush it, so that a clean stop
   // leaves nothing for a machine crash to undo. mdb_env_close does not flush.
-  if (env_ != nullptr && flush_meta_)
+  if (env_ != nullptr && flushes_meta())
     ignore(sync(), "best effort at close; a failure costs at most the deferred commits");
   if (env_ != nullptr)
     mdb_env_close(env_);
@@ -276,8 +276,7 @@ expected<std::shared_ptr<environment>> environment::open(const journal_options& 
   if (opts.read_only)
     flags |= MDB_RDONLY;
   // fsync_each_commit too: txn::commit flushes the meta page itself (see commit_sync).
-  self->flush_meta_ = opts.sync == durability::fsync_each_commit && !opts.read_only;
-  if (opts.sync == durability::no_meta_sync || self->flush_meta_)
+  if (opts.sync == durability::no_meta_sync || self->flushes_meta())
     flags |= MDB_NOMETASYNC;
   else if (opts.sync == durability::no_sync)
     flags |= MDB_NOSYNC;

@@ -8,11 +8,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace evident {
 
@@ -173,12 +173,14 @@ private:
   status adopt_foreign_resize();
   // Ends a read txn: reset and kept for the next begin_read, or aborted if enough are.
   void recycle_read(MDB_txn* t) noexcept;
+  // Durability fsync_each_commit (writable): LMDB runs with MDB_NOMETASYNC and a durable
+  // commit flushes the meta page itself (see commit_sync).
+  bool flushes_meta() const noexcept {
+    return opts_.sync == durability::fsync_each_commit && !opts_.read_only;
+  }
 
   journal_options opts_;
   MDB_env* env_ = nullptr;
-  // Durability fsync_each_commit: LMDB runs with MDB_NOMETASYNC and a durable commit
-  // flushes the meta page itself (see commit_sync).
-  bool flush_meta_ = false;
   journal_dbs dbs_;
   std::shared_mutex resize_mtx_;
   std::mutex dbi_mtx_;
