@@ -8,6 +8,9 @@
 #include <chrono>
 #include <filesystem>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace evident {
 
 namespace {
@@ -290,6 +293,9 @@ expected<std::shared_ptr<environment>> environment::open(const journal_options& 
       err.message = "'" + opts.path + "' holds no LMDB environment (" + err.message + ")";
     return err;
   }
+  MDB_stat est;
+  mdb_env_stat(self->env_, &est);
+  self->page_size_ = est.ms_psize;
   if (auto err = self->open_journal_dbs())
     return err;
   return self;
@@ -391,14 +397,53 @@ expected<txn> environment::begin(bool read_only) {
       }
     }
     auto rc = mdb_txn_begin(env_, nullptr, read_only ? MDB_RDONLY : 0, &t);
-    if (rc == 0)
+    if (rc == 0) {
+      if (!read_only)
+        keep_headroom();
       return txn{this, t, !read_only, std::move(lock)};
+    }
     if (rc != MDB_MAP_RESIZED)
       return translate(rc, "mdb_txn_begin");
     // Another process grew the map: adopt its size (needs no txn of ours open).
     lock.unlock();
     if (auto err = adopt_foreign_resize())
       return err;
+  }
+}
+
+// Safe because it runs under LMDB's write lock, before this txn wrote anything: LMDB
+// writes no page past the last committed one (mm_last_pg) until this txn commits, and
+// those pages then overwrite the zeros. A failed write (e.g. a full disk) only leaves
+// less headroom: LMDB's own write then reports the error.
+void environment::keep_headroom() noexcept {
+  if (opts_.file_headroom == 0 || opts_.sync == durability::no_sync)
+    return;
+  MDB_envinfo info;
+  if (mdb_env_info(env_, &info) != 0)
+    return;
+  auto used = (info.me_last_pgno + 1) * page_size_;
+  if (file_end_ >= used + opts_.file_headroom / 4)
+    return;
+  int fd = -1;
+  if (mdb_env_get_fd(env_, &fd) != 0)
+    return;
+  if (file_end_ == 0) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0)
+      return;
+    file_end_ = static_cast<size_t>(st.st_size);
+    if (file_end_ >= used + opts_.file_headroom / 4)
+      return;
+  }
+  static const std::array<char, 64 * 1024> zeros{};
+  auto to = std::min(used + opts_.file_headroom, info.me_mapsize);
+  for (auto off = std::max(file_end_, used); off < to;) {
+    auto n = std::min(zeros.size(), to - off);
+    auto written = ::pwrite(fd, zeros.data(), n, static_cast<off_t>(off));
+    if (written <= 0)
+      return;
+    off += static_cast<size_t>(written);
+    file_end_ = off;
   }
 }
 

@@ -19,6 +19,7 @@ journal_options runtime_config::journal() const {
   result.sync = storage.sync;
   result.map_size = storage.map_size;
   result.map_size_cap = storage.map_size_cap;
+  result.file_headroom = storage.file_headroom;
   result.max_readers = storage.max_readers;
   result.index_lag_events = storage.index_lag_events;
   result.max_event_bytes = limits.max_event_bytes;
@@ -322,6 +323,11 @@ const std::vector<entry>& table() {
         "storage", "map_size_cap",
         "The map doubles on MDB_MAP_FULL up to this; at the cap appends fail with storage_full.",
         [](auto& c) -> auto& { return c.storage.map_size_cap; }, 64 * kib, 64 * tib));
+    t.push_back(size_entry(
+        "storage", "file_headroom",
+        "Zero-filled bytes kept past the data in data.mdb: a commit then overwrites "
+        "allocated blocks instead of growing the file, which makes its flush cheaper. 0: off.",
+        [](auto& c) -> auto& { return c.storage.file_headroom; }, 0, 1 * tib));
     t.push_back(count_entry(
         "storage", "max_readers",
         "LMDB reader slots: threads or actors reading at the same time, across processes.",

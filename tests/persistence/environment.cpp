@@ -6,7 +6,10 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +50,29 @@ std::optional<std::string> value_of(environment& env, const std::string& db, std
   if (!v->has_value())
     return std::nullopt;
   return std::string{**v};
+}
+
+// Bytes of data.mdb past LMDB's last used page: how many, and whether all are zero.
+struct file_tail {
+  size_t used = 0;
+  size_t size = 0;
+  bool zeros = true;
+};
+
+file_tail tail_of(environment& env, const std::string& dir) {
+  MDB_envinfo info;
+  BOOST_REQUIRE_EQUAL(mdb_env_info(env.native(), &info), 0);
+  MDB_stat st;
+  BOOST_REQUIRE_EQUAL(mdb_env_stat(env.native(), &st), 0);
+  file_tail result;
+  result.used = (info.me_last_pgno + 1) * st.ms_psize;
+  std::ifstream in{dir + "/data.mdb", std::ios::binary};
+  std::string bytes{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  result.size = bytes.size();
+  if (result.size > result.used)
+    result.zeros = std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(result.used),
+                               bytes.end(), [](char c) { return c == 0; });
+  return result;
 }
 
 append_request one_event(std::string stream, size_t payload_bytes) {
@@ -276,6 +302,56 @@ BOOST_AUTO_TEST_CASE(a_deferred_commit_is_visible_at_once_and_kept_across_a_reop
   auto env = environment::open(fsync_opts_for(dir));
   BOOST_REQUIRE(env.has_value());
   BOOST_TEST((value_of(**env, "view.rows", "k") == std::optional<std::string>{"deferred"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_writable_environment_keeps_zeroed_headroom_past_its_last_page) {
+  test::temp_dir dir;
+  auto o = fsync_opts_for(dir);
+  o.file_headroom = size_t{1} << 20;
+  auto j = lmdb_journal::open(o);
+  BOOST_REQUIRE(j.has_value());
+  for (int i = 0; i < 10; ++i)
+    BOOST_REQUIRE((*j)->append(one_event("s", 1'000)).has_value());
+  auto t = tail_of(*(*j)->env(), o.path);
+  BOOST_TEST(t.size >= t.used + o.file_headroom / 4);
+  BOOST_TEST(t.size <= t.used + o.file_headroom);
+  BOOST_TEST(t.zeros);
+  // Off: the file ends where LMDB's pages end, as LMDB leaves it.
+  test::temp_dir plain_dir;
+  auto plain = fsync_opts_for(plain_dir);
+  plain.file_headroom = 0;
+  auto p = lmdb_journal::open(plain);
+  BOOST_REQUIRE(p.has_value());
+  for (int i = 0; i < 10; ++i)
+    BOOST_REQUIRE((*p)->append(one_event("s", 1'000)).has_value());
+  auto pt = tail_of(*(*p)->env(), plain.path);
+  BOOST_TEST(pt.size == pt.used);
+}
+
+BOOST_AUTO_TEST_CASE(zero_filling_never_overwrites_committed_pages) {
+  // Headroom of 64 KiB against appends of 20 KB: the file is extended again and again,
+  // each time right behind pages committed a moment before.
+  test::temp_dir dir;
+  auto o = fsync_opts_for(dir);
+  o.file_headroom = size_t{64} << 10;
+  {
+    auto j = lmdb_journal::open(o);
+    BOOST_REQUIRE(j.has_value());
+    for (int i = 0; i < 100; ++i) {
+      auto req = one_event("s", 20'000);
+      req.events[0].payload = std::string(20'000, static_cast<char>('a' + i % 26));
+      BOOST_REQUIRE((*j)->append(req).has_value());
+    }
+    BOOST_TEST(tail_of(*(*j)->env(), o.path).zeros);
+  }
+  auto j = lmdb_journal::open(o);
+  BOOST_REQUIRE(j.has_value());
+  auto all = (*j)->read_all();
+  BOOST_REQUIRE(all.has_value());
+  BOOST_REQUIRE_EQUAL(all->size(), 100u);
+  for (size_t i = 0; i < all->size(); ++i)
+    BOOST_TEST(((*all)[i].payload == std::string(20'000, static_cast<char>('a' + i % 26))),
+               "event " << i);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

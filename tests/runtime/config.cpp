@@ -47,6 +47,7 @@ const std::map<std::string, std::string>& every_key() {
       {"storage.durability", "no_meta_sync"},
       {"storage.map_size", "128MiB"},
       {"storage.map_size_cap", "2TiB"},
+      {"storage.file_headroom", "0"},
       {"storage.max_readers", "1024"},
       {"storage.index_lag_events", "50000"},
       {"limits.max_event_bytes", "1MiB"},
@@ -120,6 +121,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "storage.durability") == "fsync");
   BOOST_TEST(get(cfg, "storage.map_size") == "64MiB");
   BOOST_TEST(get(cfg, "storage.map_size_cap") == "64GiB");
+  BOOST_TEST(get(cfg, "storage.file_headroom") == "8MiB");
   BOOST_TEST(get(cfg, "storage.max_readers") == "512");
   BOOST_TEST(get(cfg, "storage.index_lag_events") == "1000000");
   BOOST_TEST(get(cfg, "limits.max_event_bytes") == "4MiB");
@@ -167,6 +169,7 @@ BOOST_AUTO_TEST_CASE(the_default_journal_options_are_the_journals_defaults) {
   BOOST_TEST(!j.read_only);
   BOOST_TEST(j.map_size == plain.map_size);
   BOOST_TEST(j.map_size_cap == plain.map_size_cap);
+  BOOST_TEST(j.file_headroom == plain.file_headroom);
   BOOST_TEST(j.max_event_bytes == plain.max_event_bytes);
   BOOST_TEST(j.max_append_events == plain.max_append_events);
   BOOST_TEST(j.max_append_bytes == plain.max_append_bytes);
@@ -201,6 +204,7 @@ BOOST_AUTO_TEST_CASE(every_key_can_be_set_from_a_file) {
   BOOST_CHECK(cfg.storage.sync == durability::no_meta_sync);
   BOOST_TEST(cfg.storage.map_size == size_t{128} << 20);
   BOOST_TEST(cfg.storage.map_size_cap == size_t{2} << 40);
+  BOOST_TEST(cfg.storage.file_headroom == 0u);
   BOOST_TEST(cfg.group_commit.max_pending == 2000u);
   BOOST_TEST(cfg.aggregates.idle_timeout.count() == 30'000);
   BOOST_TEST(cfg.requests.ask_timeout.count() == 1'500);

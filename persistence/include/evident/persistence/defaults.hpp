@@ -10,6 +10,12 @@ namespace evident::defaults {
 inline constexpr size_t map_size = size_t{64} << 20;
 /// Largest the map may grow to: 64 GiB. At the cap appends fail with storage_full.
 inline constexpr size_t map_size_cap = size_t{64} << 30;
+/// Zero-filled bytes kept past the last used page of data.mdb: 8 MiB. A commit that
+/// writes into them changes no file size and allocates no block, so its flush is one
+/// device write and flush; one that grows the file also waits for the filesystem's own
+/// journal (measured on ext4: 0.25 ms against 0.16 ms per flush idle, 0.87 against
+/// 0.56 ms under CPU load). Refilled when less than a quarter is left.
+inline constexpr size_t file_headroom = size_t{8} << 20;
 /// Largest encoded event (envelope, payload and metadata): 4 MiB.
 inline constexpr size_t max_event_bytes = size_t{4} << 20;
 /// Most events in one append.

@@ -171,6 +171,9 @@ private:
   expected<txn> begin(bool read_only);
   status grow();
   status adopt_foreign_resize();
+  // Zero-fills data.mdb past its last used page up to opts_.file_headroom; called by
+  // the writer right after it took LMDB's write lock.
+  void keep_headroom() noexcept;
   // Ends a read txn: reset and kept for the next begin_read, or aborted if enough are.
   void recycle_read(MDB_txn* t) noexcept;
   // Durability fsync_each_commit (writable): LMDB runs with MDB_NOMETASYNC and a durable
@@ -189,6 +192,10 @@ private:
   // lock; a renewed one neither. Cold activations begin two each.
   std::mutex idle_reads_mtx_;
   std::vector<MDB_txn*> idle_reads_;
+  size_t page_size_ = 4096;
+  // How far data.mdb is known to reach (0: not looked at yet). Read and written only
+  // under LMDB's write lock.
+  size_t file_end_ = 0;
 };
 
 } // namespace evident

@@ -49,6 +49,11 @@ struct journal_options {
   durability sync = durability::fsync_each_commit;
   size_t map_size = defaults::map_size;
   size_t map_size_cap = defaults::map_size_cap;
+  /// Zero-filled bytes a writable environment keeps past the last used page of
+  /// data.mdb, so that commits overwrite allocated blocks instead of growing the file
+  /// (see defaults::file_headroom). 0: the file grows with each commit (LMDB's own way).
+  /// Ignored under no_sync and read-only.
+  size_t file_headroom = defaults::file_headroom;
   size_t max_event_bytes = defaults::max_event_bytes;
   size_t max_append_events = defaults::max_append_events;
   size_t max_append_bytes = defaults::max_append_bytes;

@@ -55,6 +55,9 @@ struct runtime_config {
     /// storage.map_size_cap: the map doubles on MDB_MAP_FULL up to this; at the cap
     /// appends fail with storage_full. Default: 64 GiB.
     size_t map_size_cap = defaults::map_size_cap;
+    /// storage.file_headroom: zero-filled bytes kept past the end of the data in
+    /// data.mdb, so that commits do not grow the file (0: off). Default: 8 MiB.
+    size_t file_headroom = defaults::file_headroom;
     /// storage.max_readers: LMDB reader slots. Default: 512.
     unsigned max_readers = defaults::runtime::max_readers;
     /// storage.index_lag_events: events the per-stream index may lag behind the log.
