@@ -96,17 +96,18 @@ for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         v[name] = value
 print(v.get("evident_journal_appends_total", 0), v.get("evident_journal_commits_total", 0),
-      v.get("evident_journal_commit_duration_seconds_sum", 0))
+      v.get("evident_journal_commit_duration_seconds_sum", 0),
+      v.get("evident_journal_flushes_total", 0))
 PY
 }
 
 echo "--- baseline: GET /healthz, 5s (the HTTP layer without the runtime)"
 path=/healthz run_wrk 5s | tee "$work/base.txt"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-read -r appends0 commits0 commit_s0 < <(scrape)
+read -r appends0 commits0 commit_s0 flushes0 < <(scrape)
 echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration (load $load_before)"
 path="" ACCOUNTS=$accounts run_wrk "$duration" -s "$root/bench/bank_load/deposits.lua" | tee "$work/load.txt"
-read -r appends1 commits1 commit_s1 < <(scrape)
+read -r appends1 commits1 commit_s1 flushes1 < <(scrape)
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 base_rps=$(field_rps "$work/base.txt")
@@ -119,8 +120,13 @@ per_commit=$(awk -v a=$((appends1 - appends0)) -v c=$((commits1 - commits0)) \
   'BEGIN { printf "%.1f", (c > 0) ? a / c : 0 }')
 commit_ms=$(awk -v s0="$commit_s0" -v s1="$commit_s1" -v c=$((commits1 - commits0)) \
   'BEGIN { printf "%.2f", (c > 0) ? (s1 - s0) * 1000 / c : 0 }')
+# A commit is answered when the next commit's flush (or, when none follows, a flush of
+# its own) has made it durable: flushes per commit near 0 means one flush per commit.
+flushes_per_commit=$(awk -v f=$((flushes1 - flushes0)) -v c=$((commits1 - commits0)) \
+  'BEGIN { printf "%.2f", (c > 0) ? f / c : 0 }')
 echo "daemon: $((appends1 - appends0)) deposits in $((commits1 - commits0)) commits" \
-  "($per_commit per commit, $commit_ms ms per commit)"
+  "($per_commit per commit, $commit_ms ms per commit," \
+  "$flushes_per_commit extra flushes per commit)"
 
 # The daemon's own count of what it answered, as a cross-check of wrk's figures.
 python3 - "$url" <<'PY' || true
@@ -150,5 +156,6 @@ echo "vs /healthz     $ratio of $base_rps req/s (same run)"
 echo "machine load    $load_before before, $load_after after (2 cores; others' work counts)"
 printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
   "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"
-printf '"deposits_per_commit":%s,"commit_ms":%s,"load_before":%s,"load_after":%s}\n' \
-  "$per_commit" "$commit_ms" "$load_before" "$load_after"
+printf '"deposits_per_commit":%s,"commit_ms":%s,"flushes_per_commit":%s,' \
+  "$per_commit" "$commit_ms" "$flushes_per_commit"
+printf '"load_before":%s,"load_after":%s}\n' "$load_before" "$load_after"

@@ -26,6 +26,8 @@ struct reply_batch {
   std::vector<expected<append_result>> results;
   /// The committed requests, freed on a CAF worker instead of the writer's thread.
   std::vector<append_request> requests;
+  /// Events the commit stored (0: nothing to publish).
+  size_t stored = 0;
 };
 
 } // namespace evident::detail
@@ -48,6 +50,9 @@ namespace {
 // send it (it would be harmless: an early commit).
 using commit_atom = caf::atom_constant<caf::atom("jw_commit")>;
 
+// Self-sent only: "no commit follows; flush and answer what you hold".
+using flush_atom = caf::atom_constant<caf::atom("jw_flush")>;
+
 struct pending_append {
   append_request req;
   caf::response_promise rp;
@@ -65,6 +70,11 @@ struct writer_state {
   // The batch being committed; handed to the reply sender after each commit.
   std::vector<append_request> batch;
   std::vector<caf::response_promise> promises;
+  // Commits that returned but whose meta page may not be on disk yet (oldest first):
+  // answered once a later commit's flush or a sync() made them durable.
+  std::vector<detail::reply_batch> held;
+  // True while a flush_atom is in the mailbox.
+  bool flush_scheduled = false;
   journal_writer_metrics metrics;
   // Delivers the replies of each commit on a CAF worker (see reply_sender).
   caf::actor replier;
@@ -143,6 +153,42 @@ void publish(writer_state& st, committed_batch&& cb) {
     caf::anon_send(st.listener.actor, std::move(cb));
 }
 
+// Publishes and answers every held commit: they are durable now.
+void release_held(writer_actor* self) {
+  auto& st = self->state;
+  for (auto& b : st.held) {
+    if (st.listener && b.stored > 0)
+      publish(st, collect(b.requests, b.results, b.stored));
+    // Sending a reply costs the writer's thread about as much as taking the append in
+    // (measured: ~0.7 us each); a cooperative actor does it on CAF's workers while the
+    // writer moves on to the next commit. The requests go along to be freed there too.
+    self->send(st.replier, std::move(b));
+  }
+  st.held.clear();
+}
+
+// Makes the held commits durable with one flush and answers them. A failed flush
+// leaves their outcome unknown: they are visible but may not survive a machine crash.
+void flush_held(writer_actor* self) {
+  auto& st = self->state;
+  if (st.held.empty())
+    return;
+  auto t0 = std::chrono::steady_clock::now();
+  auto err = st.jnl->sync();
+  ++st.metrics.flushes;
+  st.metrics.flush_ns += static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+      .count());
+  if (err) {
+    for (auto& b : st.held)
+      for (auto& r : b.results)
+        if (r)
+          r = error{errc::io_error, "flush after commit failed (" + err.message
+                                      + "); the events may not survive a machine crash"};
+  }
+  release_held(self);
+}
+
 void record_latency(journal_writer_metrics& m, uint64_t ns) {
   m.commit_ns += ns;
   auto us = ns / 1000;
@@ -179,7 +225,7 @@ void commit_one_batch(writer_actor* self) {
   std::vector<expected<append_result>> results;
   auto t0 = std::chrono::steady_clock::now();
   try {
-    results = st.jnl->append_batch(st.batch);
+    results = st.jnl->append_batch_deferred(st.batch);
   } catch (const std::exception& ex) {
     results.clear();
     error err{errc::io_error, std::string{"append_batch threw: "} + ex.what()};
@@ -217,18 +263,30 @@ void commit_one_batch(writer_actor* self) {
   }
   m.events += stored;
   m.queued = st.queue.size();
-  // -- listener, then replies -----------------------------------------------------
-  // The listener goes first, so that a view is more likely to hold an event by the
-  // time its writer hears "committed" (no promise: live delivery is best effort).
-  if (st.listener && stored > 0)
-    publish(st, collect(st.batch, results, stored));
-  // Sending a reply costs the writer's thread about as much as taking the append in
-  // (measured: ~0.7 us each); a cooperative actor does it on CAF's workers while the
-  // writer moves on to the next commit. The requests go along to be freed there too.
-  self->send(st.replier, detail::reply_batch{std::move(st.promises), std::move(results),
-                                             std::move(st.batch)});
+  // -- hold until durable ------------------------------------------------------
+  // A commit that wrote flushed the data file, and with it the meta pages of every
+  // commit before it: those are durable now. This one waits for the next commit or
+  // for the flush that follows when no commit comes (flush_atom).
+  if (stored > 0)
+    release_held(self);
+  st.held.push_back(detail::reply_batch{std::move(st.promises), std::move(results),
+                                        std::move(st.batch), stored});
   st.batch = {};
   st.promises = {};
+  // A commit that wrote nothing flushed nothing: do not let earlier commits wait on a
+  // run of such commits.
+  if (stored == 0 && st.held.size() > 1)
+    flush_held(self);
+}
+
+void schedule_flush(writer_actor* self) {
+  auto& st = self->state;
+  if (!st.held.empty() && !st.flush_scheduled) {
+    // Lands behind every append already in the mailbox: if one is there, its commit
+    // comes first and makes the flush unnecessary.
+    self->send(self, flush_atom::value);
+    st.flush_scheduled = true;
+  }
 }
 
 // Answers each append of a commit, in the order the writer committed them.
@@ -260,6 +318,7 @@ caf::behavior journal_writer(writer_actor* self, std::shared_ptr<journal> j,
     auto& s = self->state;
     while (!s.queue.empty())
       commit_one_batch(self);
+    flush_held(self);
     // Queued behind the last replies (same sender, same queue), so it sends them first.
     self->send_exit(s.replier, caf::exit_reason::user_shutdown);
     self->quit(msg.reason);
@@ -294,7 +353,17 @@ caf::behavior journal_writer(writer_actor* self, std::shared_ptr<journal> j,
       if (!s.queue.empty()) {
         self->send(self, commit_atom::value);
         s.commit_scheduled = true;
+      } else {
+        schedule_flush(self);
       }
+    },
+    [self](flush_atom) {
+      auto& s = self->state;
+      s.flush_scheduled = false;
+      // An append arrived since: its commit flushes what we hold.
+      if (s.commit_scheduled)
+        return;
+      flush_held(self);
     },
     [self](metrics_atom) {
       self->state.metrics.queued = self->state.queue.size();

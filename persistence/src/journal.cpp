@@ -6,6 +6,15 @@ journal::~journal() {
   // nop
 }
 
+std::vector<expected<append_result>>
+journal::append_batch_deferred(std::span<const append_request> reqs) {
+  return append_batch(reqs);
+}
+
+status journal::sync() {
+  return {};
+}
+
 std::string to_string(const expected_version& x) {
   switch (x.k) {
     case expected_version::kind::any:

@@ -481,6 +481,23 @@ expected<append_result> lmdb_journal::append(const append_request& req) {
 
 std::vector<expected<append_result>>
 lmdb_journal::append_batch(std::span<const append_request> reqs) {
+  return append_batch(reqs, commit_sync::durable);
+}
+
+std::vector<expected<append_result>>
+lmdb_journal::append_batch_deferred(std::span<const append_request> reqs) {
+  return append_batch(reqs, commit_sync::deferred);
+}
+
+status lmdb_journal::sync() {
+  const auto& opts = env_->options();
+  if (opts.sync != durability::fsync_each_commit || opts.read_only)
+    return {};
+  return env_->sync();
+}
+
+std::vector<expected<append_result>>
+lmdb_journal::append_batch(std::span<const append_request> reqs, commit_sync how) {
   const auto& opts = env_->options();
   std::vector<expected<append_result>> results;
   results.reserve(reqs.size());
@@ -608,7 +625,7 @@ lmdb_journal::append_batch(std::span<const append_request> reqs) {
     return {};
   };
 
-  if (auto err = env_->write(body)) {
+  if (auto err = env_->write(body, how)) {
     // Nothing of the batch was stored: every request that got past validation fails
     // with the transaction's error; refusals keep their own.
     results.clear();

@@ -36,13 +36,22 @@ void sample(std::string& out, std::string_view name, std::string_view type, std:
   out += '\n';
 }
 
+void sample(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+            double value) {
+  header(out, name, type, help);
+  out += name;
+  out += ' ';
+  out += format_double(value);
+  out += '\n';
+}
+
 } // namespace
 
 std::string to_prometheus(const runtime_metrics& m) {
   std::string out;
   const auto& w = m.writer;
   sample(out, "evident_up", "gauge", "1 while the runtime takes requests, 0 once it stops.",
-         m.running ? 1 : 0);
+         uint64_t{m.running ? 1u : 0u});
   // -- journal writer
   sample(out, "evident_journal_appends_total", "counter", "Appends taken by the journal writer.",
          w.appends);
@@ -77,6 +86,10 @@ std::string to_prometheus(const runtime_metrics& m) {
     out += std::string{hist} + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
   out += std::string{hist} + "_sum " + format_double(static_cast<double>(w.commit_ns) / 1e9) + "\n";
   out += std::string{hist} + "_count " + std::to_string(cumulative) + "\n";
+  sample(out, "evident_journal_flushes_total", "counter",
+         "Flushes the journal writer ran because no commit followed a commit.", w.flushes);
+  sample(out, "evident_journal_flush_duration_seconds_total", "counter",
+         "Time spent in those flushes in seconds.", static_cast<double>(w.flush_ns) / 1e9);
   // -- aggregates
   const auto& a = m.aggregates;
   sample(out, "evident_aggregates_active", "gauge", "Aggregates alive on this node.", a.active);

@@ -70,6 +70,26 @@ public:
     std::lock_guard guard{mtx_};
     throw_next_ = true;
   }
+  /// Makes every later sync() wait until `release_syncs` (or gate_timeout).
+  void hold_syncs() {
+    std::lock_guard guard{mtx_};
+    syncs_held_ = true;
+  }
+  void release_syncs() {
+    std::lock_guard guard{mtx_};
+    syncs_held_ = false;
+    cv_.notify_all();
+  }
+  /// Waits until `n` calls have entered sync().
+  bool wait_sync_entered(size_t n) {
+    std::unique_lock guard{mtx_};
+    return cv_.wait_for(guard, gate_timeout, [&] { return syncs_entered_ >= n; });
+  }
+  /// The next sync() fails with io_error (a flush that did not reach the disk).
+  void fail_next_sync() {
+    std::lock_guard guard{mtx_};
+    fail_next_sync_ = true;
+  }
   /// Every batch pretends to fsync for `d` (simulated disk latency, not a test clock).
   void set_commit_delay(std::chrono::microseconds d) {
     std::lock_guard guard{mtx_};
@@ -80,6 +100,13 @@ public:
 
   size_t returned() const {
     return returned_.load();
+  }
+  /// Calls of sync(), and of append_batch_deferred that returned.
+  size_t syncs() const {
+    return syncs_.load();
+  }
+  size_t deferred_returned() const {
+    return deferred_returned_.load();
   }
   std::vector<size_t> batch_sizes() const {
     std::lock_guard guard{mtx_};
@@ -128,6 +155,29 @@ public:
     return result;
   }
 
+  // Stands for a journal whose commit becomes durable with the next commit's flush or
+  // with sync() (lmdb_journal under fsync): the same batch, counted apart.
+  std::vector<evident::expected<append_result>>
+  append_batch_deferred(std::span<const append_request> reqs) override {
+    auto result = append_batch(reqs);
+    ++deferred_returned_;
+    return result;
+  }
+  evident::status sync() override {
+    bool fail = false;
+    {
+      std::unique_lock guard{mtx_};
+      ++syncs_entered_;
+      cv_.notify_all();
+      cv_.wait_for(guard, gate_timeout, [&] { return !syncs_held_; });
+      std::swap(fail, fail_next_sync_);
+    }
+    ++syncs_;
+    if (fail)
+      return {errc::io_error, "injected flush failure"};
+    return {};
+  }
+
   evident::status read_stream(const std::string& stream, const evident::read_options& opts,
                               const evident::event_visitor& f) override {
     return inner_->read_stream(stream, opts, f);
@@ -173,8 +223,13 @@ private:
   size_t entered_ = 0;
   std::optional<errc> fail_next_;
   bool throw_next_ = false;
+  bool fail_next_sync_ = false;
+  bool syncs_held_ = false;
+  size_t syncs_entered_ = 0;
   std::chrono::microseconds delay_{0};
   std::atomic<size_t> returned_{0};
+  std::atomic<size_t> syncs_{0};
+  std::atomic<size_t> deferred_returned_{0};
   std::vector<size_t> batch_sizes_;
 };
 
@@ -221,8 +276,10 @@ struct writer_fixture {
 
   // Never leave an actor alive or a writer stuck in a gate: ~actor_system() would hang.
   ~writer_fixture() {
-    for (auto& j : journals)
+    for (auto& j : journals) {
       j->release();
+      j->release_syncs();
+    }
     for (auto& a : spawned)
       self->send_exit(a, caf::exit_reason::kill);
   }
@@ -535,6 +592,76 @@ BOOST_FIXTURE_TEST_CASE(replies_leave_only_after_the_journal_returned, writer_fi
     },
     [&](caf::error& e) { BOOST_FAIL(caf::to_string(e)); });
   BOOST_CHECK(replied);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_lone_commit_is_answered_only_after_a_flush_made_it_durable,
+                        writer_fixture) {
+  auto j = make_journal();
+  auto w = spawn_writer(j);
+  auto r = append(w, make_request("s"));
+  BOOST_REQUIRE(r.ok);
+  BOOST_CHECK_EQUAL(j->deferred_returned(), 1u);
+  BOOST_CHECK_EQUAL(j->syncs(), 1u); // no commit followed: the writer flushed first
+  auto m = metrics(w);
+  BOOST_CHECK_EQUAL(m.flushes, 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_next_commit_makes_the_one_before_durable_without_a_flush,
+                        writer_fixture) {
+  auto j = make_journal();
+  auto w = spawn_writer(j);
+  j->hold();
+  auto first = send_append(w, make_request("a"));
+  BOOST_REQUIRE(j->wait_entered(1));
+  auto second = send_append(w, make_request("b"));
+  j->release();
+  bool replied = false;
+  first.receive(
+    [&](append_result&) {
+      replied = true;
+      // Held until the second commit, which stored events, returned: its flush carried
+      // the first commit's last page.
+      BOOST_CHECK_EQUAL(j->deferred_returned(), 2u);
+    },
+    [&](caf::error& e) { BOOST_FAIL(caf::to_string(e)); });
+  BOOST_CHECK(replied);
+  BOOST_CHECK(await(second).ok);
+  BOOST_CHECK_EQUAL(j->syncs(), 1u); // two commits, one flush of their own
+}
+
+BOOST_FIXTURE_TEST_CASE(a_commit_that_stored_nothing_does_not_stand_in_for_a_flush,
+                        writer_fixture) {
+  auto j = make_journal();
+  auto w = spawn_writer(j);
+  j->hold();
+  j->hold_syncs();
+  auto first = send_append(w, make_request("a"));
+  BOOST_REQUIRE(j->wait_entered(1));
+  // Conflicts: the second commit writes nothing, so it flushes nothing either.
+  auto second = send_append(w, make_request("b", expected_version::exact(7)));
+  j->release();
+  BOOST_REQUIRE(j->wait_sync_entered(1));
+  BOOST_CHECK_EQUAL(j->deferred_returned(), 2u);
+  // Both commits returned, the flush is held: "a" must not be answered yet. An answer
+  // that left before the flush would arrive within milliseconds.
+  std::this_thread::sleep_for(300ms);
+  BOOST_CHECK(!has_message());
+  j->release_syncs();
+  BOOST_CHECK(await(first).ok);
+  BOOST_CHECK(await(second).err.code == errc::wrong_expected_version);
+  BOOST_CHECK_EQUAL(j->syncs(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_failed_flush_answers_its_appends_with_io_error, writer_fixture) {
+  auto j = make_journal();
+  auto w = spawn_writer(j);
+  j->fail_next_sync();
+  auto r = append(w, make_request("s"));
+  BOOST_CHECK(!r.ok);
+  BOOST_CHECK(r.err.code == errc::io_error);
+  BOOST_CHECK(r.err.message.find("injected flush failure") != std::string::npos);
+  // The writer goes on: the next append is answered normally.
+  BOOST_CHECK(append(w, make_request("t")).ok);
 }
 
 BOOST_FIXTURE_TEST_CASE(listener_receives_committed_events_in_global_order, writer_fixture) {

@@ -309,4 +309,23 @@ BOOST_AUTO_TEST_CASE(streams_lists_every_head_in_id_order) {
   BOOST_TEST(((*s)[2].state == stream_state::tombstoned));
 }
 
+BOOST_AUTO_TEST_CASE(a_deferred_batch_is_readable_at_once_and_kept_after_sync_and_reopen) {
+  test::temp_dir dir;
+  auto o = opts_for(dir);
+  o.sync = durability::fsync_each_commit;
+  {
+    auto j = *lmdb_journal::open(o);
+    std::vector<append_request> batch{req("a", 2), req("b", 1, expected_version::exact(5))};
+    auto results = j->append_batch_deferred(batch);
+    BOOST_REQUIRE_EQUAL(results.size(), 2u);
+    BOOST_TEST(results[0].has_value());
+    BOOST_TEST((!results[1].has_value() && results[1].err().code == errc::wrong_expected_version));
+    BOOST_TEST(versions_of(*j, "a") == range(1, 2)); // visible before any flush
+    BOOST_TEST(!j->sync());
+  }
+  auto j = *lmdb_journal::open(o);
+  BOOST_TEST(versions_of(*j, "a") == range(1, 2));
+  BOOST_TEST(*j->last_position() == 2u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -25,17 +25,27 @@
 //
 // How an append travels:
 //
-//   mailbox: [a1 a2 a3 commit a4 a5 ...]
-//             |  |  |    |
-//             v  v  v    +--> append_batch(a1 a2 a3) in ONE write transaction,
-//           queue (bounded)      one fsync; then the listener, then the replies
-//                                (sent by a helper actor on CAF's workers, so that the
-//                                writer's thread goes on with the next commit)
+//   mailbox: [a1 a2 a3 commit a4 a5 commit ...]
+//             |  |  |    |             |
+//             v  v  v    v             v
+//           queue     commit #1:      commit #2: append_batch_deferred(a4 a5); its flush
+//           (bounded) append_batch_   also carries #1's last page to the disk, so #1 is
+//                     deferred(a1..3) durable now: the listener hears #1, then a1..a3
+//                     held            are answered (by a helper actor on CAF's workers,
+//                                     so that the writer's thread goes on committing)
 //
 // The first append that finds no commit scheduled sends the writer a `commit` message,
 // which queues behind every append already waiting in the mailbox; when it comes up,
 // the writer commits what it holds (at most `max_batch_events` events; the rest go into
 // the next commit). No timer: the batch is whatever arrived during the previous commit.
+//
+// An LMDB commit under fsync flushes twice, its data pages and then its meta page. The
+// writer commits with the meta flush left out and holds the answers: the data flush of
+// the next commit that stores events flushes the meta page too, and the writer then
+// answers the commit before it. When no commit follows (the mailbox holds no append),
+// the writer flushes once itself (journal::sync) and answers. Under load each commit
+// thus waits for one flush, not two; an idle append still gets both before its answer.
+// Nothing is answered or published before it is durable.
 
 #include "evident/actors/atoms.hpp"
 #include "evident/actors/committed_batch.hpp"
@@ -80,8 +90,8 @@ struct group_commit_options {
 /// event without a time the commit's time before writing (the journal would otherwise
 /// choose them), so that what it publishes equals what is stored.
 struct commit_listener {
-  /// Runs on the writer's thread after each commit that stored events, before any
-  /// append of that commit is answered. It delays every append, so keep it short and
+  /// Runs on the writer's thread once a commit that stored events is durable, before
+  /// any append of that commit is answered. It delays every append, so keep it short and
   /// non-blocking. Exceptions it throws are caught and dropped.
   std::function<void(const committed_batch&)> callback;
   /// Receives each non-empty `committed_batch` as an anonymous message (its replies go
@@ -108,7 +118,7 @@ struct journal_writer_metrics {
   uint64_t overloaded = 0;
   /// Appends the journal answered with an error (conflicts included).
   uint64_t failed = 0;
-  /// Calls of journal::append_batch, i.e. write transactions (commits).
+  /// Calls of journal::append_batch_deferred, i.e. write transactions (commits).
   uint64_t batches = 0;
   /// Events stored by successful appends.
   uint64_t events = 0;
@@ -118,16 +128,22 @@ struct journal_writer_metrics {
   uint64_t largest_batch_events = 0;
   /// Appends waiting now (taken, not yet committed).
   uint64_t queued = 0;
-  /// Time spent in append_batch (encode, write, commit, fsync), total and per bucket.
+  /// Time spent in append_batch_deferred (encode, write, commit, the data flush), total
+  /// and per bucket.
   uint64_t commit_ns = 0;
   std::array<uint64_t, commit_latency_bounds_us.size()> commit_latency{};
+  /// Flushes the writer ran because no commit followed a commit (journal::sync), and
+  /// the time spent in them.
+  uint64_t flushes = 0;
+  uint64_t flush_ns = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, journal_writer_metrics& x) {
   return f(caf::meta::type_name("evident.journal_writer_metrics"), x.appends, x.overloaded,
            x.failed, x.batches, x.events, x.last_batch_appends, x.last_batch_events,
-           x.largest_batch_events, x.queued, x.commit_ns, x.commit_latency);
+           x.largest_batch_events, x.queued, x.commit_ns, x.commit_latency, x.flushes,
+           x.flush_ns);
 }
 
 /// Spawns the journal writer on its own OS thread (detached: the commit's fsync never
@@ -136,7 +152,8 @@ typename Inspector::result_type inspect(Inspector& f, journal_writer_metrics& x)
 ///
 /// Answers to an append (see errc.hpp for turning a caf::error back into an
 /// evident::error with `from_caf_error`):
-///   - append_result, sent only after the transaction holding it committed;
+///   - append_result, sent only after the transaction holding it committed and is
+///     durable (as durable as the journal's option promises);
 ///   - errc::wrong_expected_version, with expected ("any", "no_stream", "stream_exists"
 ///     or a number) and actual (the stream's version) in the error context: re-read,
 ///     decide again;

@@ -122,6 +122,20 @@ public:
   virtual std::vector<expected<append_result>> append_batch(std::span<const append_request> reqs)
     = 0;
 
+  /// append_batch whose commit is durable only later: with the next sync(), or when a
+  /// later append_batch_deferred that stored events returns (its flush carries this
+  /// commit's last piece to the disk, so a writer that commits back to back pays one
+  /// flush per commit instead of two). Until then a machine crash may undo the commit as
+  /// a whole, never in part; a process crash loses nothing. Answer nothing of it before
+  /// then. The default commits durably at once with append_batch.
+  virtual std::vector<expected<append_result>>
+  append_batch_deferred(std::span<const append_request> reqs);
+
+  /// Makes every commit that returned before this call as durable as the journal's
+  /// durability option promises. Fails with io_error: those commits are visible, but
+  /// whether they survive a machine crash is unknown. The default has nothing to flush.
+  [[nodiscard]] virtual status sync();
+
   /// Visits the events of `stream` in the window `opts`, skipping deleted ones.
   /// Fails with: stream_not_found (never written or soft-deleted and empty),
   ///   stream_deleted (tombstoned), corrupted.

@@ -65,6 +65,14 @@ public:
 
   expected<append_result> append(const append_request& req) override;
   std::vector<expected<append_result>> append_batch(std::span<const append_request> reqs) override;
+  /// Under fsync_each_commit: the data pages are flushed before it returns (and with
+  /// them the meta pages of the commits before it), its own meta page is not. Under the
+  /// other durability modes the same as append_batch.
+  std::vector<expected<append_result>>
+  append_batch_deferred(std::span<const append_request> reqs) override;
+  /// Under fsync_each_commit flushes the meta page of the deferred commits (one
+  /// mdb_env_sync); under the other modes nothing (they promise less).
+  status sync() override;
   status read_stream(const std::string& stream, const read_options& opts,
                      const event_visitor& f) override;
   status read_all(uint64_t from_position, uint64_t max_count, const event_visitor& f) override;
@@ -97,6 +105,8 @@ public:
 
 private:
   explicit lmdb_journal(std::shared_ptr<environment> env);
+  std::vector<expected<append_result>> append_batch(std::span<const append_request> reqs,
+                                                    commit_sync how);
 
   std::shared_ptr<environment> env_;
   std::unique_ptr<detail::index_tail> tail_;
