@@ -305,27 +305,25 @@ BOOST_AUTO_TEST_CASE(a_deferred_commit_is_visible_at_once_and_kept_across_a_reop
 }
 
 BOOST_AUTO_TEST_CASE(a_writable_environment_keeps_zeroed_headroom_past_its_last_page) {
-  test::temp_dir dir;
-  auto o = fsync_opts_for(dir);
-  o.file_headroom = size_t{1} << 20;
-  auto j = lmdb_journal::open(o);
-  BOOST_REQUIRE(j.has_value());
-  for (int i = 0; i < 10; ++i)
-    BOOST_REQUIRE((*j)->append(one_event("s", 1'000)).has_value());
-  auto t = tail_of(*(*j)->env(), o.path);
-  BOOST_TEST(t.size >= t.used + o.file_headroom / 4);
-  BOOST_TEST(t.size <= t.used + o.file_headroom);
+  // Ten small appends under fsync with `headroom`; then data.mdb's tail.
+  auto tail_after_appends = [](size_t headroom) {
+    test::temp_dir dir;
+    auto o = fsync_opts_for(dir);
+    o.file_headroom = headroom;
+    auto j = lmdb_journal::open(o);
+    BOOST_REQUIRE(j.has_value());
+    for (int i = 0; i < 10; ++i)
+      BOOST_REQUIRE((*j)->append(one_event("s", 1'000)).has_value());
+    return tail_of(*(*j)->env(), o.path);
+  };
+  constexpr size_t headroom = size_t{1} << 20;
+  auto t = tail_after_appends(headroom);
+  BOOST_TEST(t.size >= t.used + headroom / 4);
+  BOOST_TEST(t.size <= t.used + headroom);
   BOOST_TEST(t.zeros);
   // Off: the file ends where LMDB's pages end, as LMDB leaves it.
-  test::temp_dir plain_dir;
-  auto plain = fsync_opts_for(plain_dir);
-  plain.file_headroom = 0;
-  auto p = lmdb_journal::open(plain);
-  BOOST_REQUIRE(p.has_value());
-  for (int i = 0; i < 10; ++i)
-    BOOST_REQUIRE((*p)->append(one_event("s", 1'000)).has_value());
-  auto pt = tail_of(*(*p)->env(), plain.path);
-  BOOST_TEST(pt.size == pt.used);
+  auto plain = tail_after_appends(0);
+  BOOST_TEST(plain.size == plain.used);
 }
 
 BOOST_AUTO_TEST_CASE(zero_filling_never_overwrites_committed_pages) {
