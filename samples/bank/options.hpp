@@ -53,12 +53,14 @@ struct http_options {
 inline constexpr size_t bank_scheduler_threads = 1;
 
 /// The bank's default for views.commit_interval (the runtime's own is 3 ms): the
-/// balances view commits at most every 10 ms. Each view commit is a flush holding
-/// LMDB's write lock, which the deposits' commits then wait for; with 10 ms,
-/// bench/bank_load.sh gave 19,600-19,800 deposits/s against 13,500-16,700 with 0 and
-/// 14,400-18,600 with 3 ms (same window). The report lags by up to that much more.
-/// `[views] commit_interval` in the config file overrides it.
-inline constexpr std::chrono::milliseconds bank_view_commit_interval{10};
+/// balances view commits at most every 50 ms. Each view commit is a flush that holds
+/// LMDB's write lock and competes with the deposits' commits for the disk and the
+/// cores; bench/bank_load.sh gave 19,600-19,800 deposits/s with 10 ms against
+/// 13,500-16,700 with 0 and 14,400-18,600 with 3 ms, and later 18,842 / 18,471 / 21,862
+/// with 50 ms against 17,664 / 17,381 / 21,822 with 10 ms (same window each). The report
+/// lags by up to that much more. `[views] commit_interval` in the config file overrides
+/// it.
+inline constexpr std::chrono::milliseconds bank_view_commit_interval{50};
 
 struct bank_options {
   http_options http;
