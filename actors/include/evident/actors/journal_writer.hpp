@@ -11,7 +11,8 @@
 //   (metrics_atom) -> journal_writer_metrics
 //       The writer's counters (answered between two commits).
 //
-// and to its listener actor, after each commit: committed_batch (see committed_batch.hpp).
+// and to its listener actor, once each commit is durable: committed_batch (see
+// committed_batch.hpp).
 //
 // Request or send? `request(writer, timeout, ...)` is the simple way (finite timeout,
 // the writer can die). A caller that keeps one append in flight may instead `send` the
