@@ -296,6 +296,11 @@ expected<std::shared_ptr<environment>> environment::open(const journal_options& 
   MDB_stat est;
   mdb_env_stat(self->env_, &est);
   self->page_size_ = est.ms_psize;
+  if (int fd = -1; mdb_env_get_fd(self->env_, &fd) == 0) {
+    struct stat st;
+    if (::fstat(fd, &st) == 0)
+      self->file_end_ = static_cast<size_t>(st.st_size);
+  }
   if (auto err = self->open_journal_dbs())
     return err;
   return self;
@@ -427,14 +432,6 @@ void environment::keep_headroom() noexcept {
   int fd = -1;
   if (mdb_env_get_fd(env_, &fd) != 0)
     return;
-  if (file_end_ == 0) {
-    struct stat st;
-    if (::fstat(fd, &st) != 0)
-      return;
-    file_end_ = static_cast<size_t>(st.st_size);
-    if (file_end_ >= used + opts_.file_headroom / 4)
-      return;
-  }
   static const std::array<char, 64 * 1024> zeros{};
   auto to = std::min(used + opts_.file_headroom, info.me_mapsize);
   for (auto off = std::max(file_end_, used); off < to;) {

@@ -157,6 +157,12 @@ public:
   /// fsync_each_commit).
   [[nodiscard]] status sync();
 
+  /// True under durability fsync_each_commit (writable): LMDB runs with MDB_NOMETASYNC,
+  /// and a durable commit, sync() or the close flushes the meta page (see commit_sync).
+  bool flushes_meta() const noexcept {
+    return opts_.sync == durability::fsync_each_commit && !opts_.read_only;
+  }
+
   /// Translates an LMDB return code; the one place rc values are interpreted.
   static error translate(int rc, std::string_view what);
 
@@ -176,11 +182,6 @@ private:
   void keep_headroom() noexcept;
   // Ends a read txn: reset and kept for the next begin_read, or aborted if enough are.
   void recycle_read(MDB_txn* t) noexcept;
-  // Durability fsync_each_commit (writable): LMDB runs with MDB_NOMETASYNC and a durable
-  // commit flushes the meta page itself (see commit_sync).
-  bool flushes_meta() const noexcept {
-    return opts_.sync == durability::fsync_each_commit && !opts_.read_only;
-  }
 
   journal_options opts_;
   MDB_env* env_ = nullptr;
@@ -193,8 +194,9 @@ private:
   std::mutex idle_reads_mtx_;
   std::vector<MDB_txn*> idle_reads_;
   size_t page_size_ = 4096;
-  // How far data.mdb is known to reach (0: not looked at yet). Read and written only
-  // under LMDB's write lock.
+  // How far data.mdb is known to reach: its size at open, then what keep_headroom
+  // wrote. Written only under LMDB's write lock (another process may have written
+  // further; the zeros go past LMDB's last page anyway).
   size_t file_end_ = 0;
 };
 
