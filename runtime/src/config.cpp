@@ -11,6 +11,16 @@
 
 namespace evident {
 
+std::string_view to_string(scheduler_policy x) noexcept {
+  switch (x) {
+    case scheduler_policy::stealing:
+      return "stealing";
+    case scheduler_policy::sharing:
+      return "sharing";
+  }
+  return "unknown";
+}
+
 journal_options runtime_config::journal() const {
   journal_options result;
   result.path = storage.data_dir;
@@ -240,34 +250,31 @@ entry duration_entry(std::string section, std::string name, std::string doc, Ref
   return e;
 }
 
-entry durability_entry() {
-  entry e{"storage",
-          "durability",
-          "What a crash may lose. fsync: nothing acknowledged, even on power loss. "
-          "no_meta_sync: a machine crash may roll back the last commit. no_sync: a machine "
-          "crash may lose recent commits (tests, benchmarks).",
-          {},
-          {},
-          {}};
+// A key whose value is one of `values`, each spelled as its to_string.
+template <class Ref, class Enum>
+entry choice_entry(std::string section, std::string name, std::string doc, Ref ref,
+                   std::vector<Enum> values) {
+  entry e{section, name, std::move(doc), {}, {}, {}};
   auto key = e.key();
-  e.set = [key](runtime_config& cfg, std::string_view text) -> status {
-    for (auto x : {durability::fsync_each_commit, durability::no_meta_sync, durability::no_sync})
+  std::string expected;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0)
+      expected += i + 1 == values.size() ? " or " : ", ";
+    expected += to_string(values[i]);
+  }
+  e.set = [key, ref, values, expected](runtime_config& cfg, std::string_view text) -> status {
+    for (auto x : values)
       if (to_string(x) == text) {
-        cfg.storage.sync = x;
+        ref(cfg) = x;
         return {};
       }
-    return bad(key,
-               "bad value '" + std::string{text} + "' (expected fsync, no_meta_sync or no_sync)");
+    return bad(key, "bad value '" + std::string{text} + "' (expected " + expected + ")");
   };
-  e.get = [](const runtime_config& cfg) { return std::string{to_string(cfg.storage.sync)}; };
-  e.check = [key](const runtime_config& cfg) -> status {
-    switch (cfg.storage.sync) {
-      case durability::fsync_each_commit:
-      case durability::no_meta_sync:
-      case durability::no_sync:
-        return {};
-    }
-    return bad(key, "not a durability mode");
+  e.get = [ref](const runtime_config& cfg) { return std::string{to_string(ref(cfg))}; };
+  e.check = [key, ref, values](const runtime_config& cfg) -> status {
+    if (std::find(values.begin(), values.end(), ref(cfg)) == values.end())
+      return bad(key, "not one of the allowed values");
+    return {};
   };
   return e;
 }
@@ -315,7 +322,13 @@ const std::vector<entry>& table() {
     std::vector<entry> t;
     // [storage]
     t.push_back(data_dir_entry());
-    t.push_back(durability_entry());
+    t.push_back(choice_entry(
+        "storage", "durability",
+        "What a crash may lose. fsync: nothing acknowledged, even on power loss. "
+        "no_meta_sync: a machine crash may roll back the last commit. no_sync: a machine "
+        "crash may lose recent commits (tests, benchmarks).",
+        [](auto& c) -> auto& { return c.storage.sync; },
+        std::vector{durability::fsync_each_commit, durability::no_meta_sync, durability::no_sync}));
     t.push_back(size_entry(
         "storage", "map_size", "Initial LMDB map size; the file grows with use, not to this size.",
         [](auto& c) -> auto& { return c.storage.map_size; }, 64 * kib, 64 * tib));
@@ -415,6 +428,13 @@ const std::vector<entry>& table() {
         "Messages a worker handles for one actor before it turns to the next "
         "(scheduler.max-throughput): bounds how long one busy actor keeps others waiting.",
         [](auto& c) -> auto& { return c.scheduler.max_throughput; }, 1, 1'000'000));
+    t.push_back(choice_entry(
+        "scheduler", "policy",
+        "How idle workers wait for work (scheduler.policy). stealing: poll, sleeping 50 us "
+        "between polls, before they block. sharing: block at once on one shared queue; "
+        "cheaper with a single worker, which has no one to steal from.",
+        [](auto& c) -> auto& { return c.scheduler.policy; },
+        std::vector{scheduler_policy::stealing, scheduler_policy::sharing}));
     // [requests]
     t.push_back(duration_entry(
         "requests", "ask_timeout", "Default wait of runtime::append and command asks.",

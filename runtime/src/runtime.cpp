@@ -155,6 +155,7 @@ runtime::runtime(runtime_config cfg, runtime_hooks hooks) : cfg_(std::move(cfg))
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   caf_cfg_->set("scheduler.max-threads", static_cast<int64_t>(cfg_.scheduler.threads));
   caf_cfg_->set("scheduler.max-throughput", static_cast<int64_t>(cfg_.scheduler.max_throughput));
+  caf_cfg_->set("scheduler.policy", caf::atom_from_string(std::string{to_string(cfg_.scheduler.policy)}));
   add_message_types(*caf_cfg_);
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
   if (sys_->scheduler().num_workers() > cfg_.scheduler.threads)

@@ -160,6 +160,7 @@ evident::status parse_listen(std::string_view text, http_options& out) {
 evident::expected<bank_options> parse_options(const std::vector<std::string>& args) {
   bank_options out;
   out.runtime.scheduler.threads = bank_scheduler_threads;
+  out.runtime.scheduler.policy = bank_scheduler_policy;
   out.runtime.views.commit_interval = bank_view_commit_interval;
   // The config file first, wherever --config stands, so that flags override it.
   std::vector<std::pair<std::string, std::string>> flags;

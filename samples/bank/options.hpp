@@ -52,6 +52,15 @@ struct http_options {
 /// window, busy machine). `[scheduler] threads` in the config file overrides it.
 inline constexpr size_t bank_scheduler_threads = 1;
 
+/// The bank's default for scheduler.policy (the runtime's own is stealing): sharing.
+/// With one worker there is no one to steal from, and CAF's work stealing only polls its
+/// own queue, sleeping 50 us between polls before it blocks: thousands of sleeps and
+/// wake-ups a second, and a command that arrives meanwhile waits for the sleep to end.
+/// Work sharing blocks at once and is woken by the next job. Deposits only, 64
+/// connections, 5 rounds alternating in one window: 47.4 against 51.3 us of the
+/// daemon's CPU per deposit (median), 22,567 against 21,534 deposits/s.
+inline constexpr evident::scheduler_policy bank_scheduler_policy = evident::scheduler_policy::sharing;
+
 /// The bank's default for views.commit_interval (the runtime's own is 3 ms): the
 /// balances view commits at most every 50 ms. Each view commit is a flush that holds
 /// LMDB's write lock and competes with the deposits' commits for the disk and the

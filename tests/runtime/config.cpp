@@ -68,6 +68,7 @@ const std::map<std::string, std::string>& every_key() {
       {"snapshots.keep_last", "5"},
       {"scheduler.threads", "1"},
       {"scheduler.max_throughput", "20"},
+      {"scheduler.policy", "sharing"},
       {"requests.ask_timeout", "1500ms"},
       {"views.read_batch", "256"},
       {"views.max_buffer_events", "4096"},
@@ -142,6 +143,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_documented_values) {
   BOOST_TEST(get(cfg, "snapshots.keep_last") == "2");
   BOOST_TEST(get(cfg, "scheduler.threads") == "2");
   BOOST_TEST(get(cfg, "scheduler.max_throughput") == "50");
+  BOOST_TEST(get(cfg, "scheduler.policy") == "stealing");
   BOOST_TEST(get(cfg, "requests.ask_timeout") == "5s");
   BOOST_TEST(get(cfg, "views.read_batch") == "4096");
   BOOST_TEST(get(cfg, "views.max_buffer_events") == "65536");
@@ -344,6 +346,9 @@ BOOST_AUTO_TEST_CASE(bad_values_are_errors_naming_file_line_and_key) {
       {"[requests]\nask_timeout = 5 sec\n", "bad duration '5 sec'"},
       {"[requests]\nask_timeout = 0s\n", "requests.ask_timeout: 0ms is out of range"},
       {"[scheduler]\nthreads = 0\n", "scheduler.threads: 0 is out of range (1 to 256)"},
+      {"[scheduler]\npolicy = fifo\n",
+       "scheduler.policy: bad value 'fifo' (expected stealing or sharing)"},
+      {"[storage]\ndurability = fast\n", "(expected fsync, no_meta_sync or no_sync)"},
       {"[storage]\ndata_dir = \"a\"b\"\n", "storage.data_dir: bad path"},
   };
   for (const auto& c : cases) {

@@ -15,6 +15,9 @@
 #include "support/temp_dir.hpp"
 
 #include <caf/all.hpp>
+#include <caf/policy/work_sharing.hpp>
+#include <caf/policy/work_stealing.hpp>
+#include <caf/scheduler/coordinator.hpp>
 
 #include <msgpack.hpp>
 
@@ -145,6 +148,19 @@ BOOST_FIXTURE_TEST_CASE(the_scheduler_gets_exactly_the_configured_threads, fixtu
   cfg.scheduler.threads = 1;
   runtime rt{cfg};
   BOOST_TEST(rt.system().scheduler().num_workers() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_scheduler_runs_the_configured_policy, fixture) {
+  using sharing = caf::scheduler::coordinator<caf::policy::work_sharing>;
+  using stealing = caf::scheduler::coordinator<caf::policy::work_stealing>;
+  {
+    runtime rt{cfg};
+    BOOST_TEST(dynamic_cast<stealing*>(&rt.system().scheduler()) != nullptr);
+  }
+  cfg.scheduler.policy = scheduler_policy::sharing;
+  runtime rt{cfg};
+  BOOST_TEST(dynamic_cast<sharing*>(&rt.system().scheduler()) != nullptr);
+  BOOST_TEST(rt.system().scheduler().num_workers() == 2u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_bad_config_is_a_clear_startup_error, fixture) {

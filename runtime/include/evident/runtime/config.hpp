@@ -36,6 +36,18 @@
 
 namespace evident {
 
+/// How idle CAF workers wait for work (scheduler.policy).
+enum class scheduler_policy : uint8_t {
+  /// CAF's work stealing: an idle worker polls its queue and the others', first
+  /// spinning, then sleeping 50 us between polls, then on a condition variable.
+  stealing,
+  /// CAF's work sharing: one queue; an idle worker blocks until a job is enqueued.
+  sharing,
+};
+
+/// "stealing" or "sharing".
+std::string_view to_string(scheduler_policy x) noexcept;
+
 /// The options of one node. Plain data: set members in code, or load a file with
 /// `load_config` / `parse_config`, or set single keys with `set_option`. `runtime`
 /// validates it once when it starts (`validate`); nothing is checked on assignment.
@@ -131,6 +143,9 @@ struct runtime_config {
     /// scheduler.max_throughput: messages a worker handles for one actor before it
     /// turns to the next (CAF's scheduler.max-throughput). Default: 50.
     size_t max_throughput = defaults::runtime::scheduler_max_throughput;
+    /// scheduler.policy: how idle workers wait for work (CAF's scheduler.policy).
+    /// Default: stealing.
+    scheduler_policy policy = scheduler_policy::stealing;
   } scheduler;
 
   // -- [requests] -------------------------------------------------------------------
