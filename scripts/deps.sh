@@ -6,6 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev liblmdb-dev lmdb-utils libmsgpack-cxx-dev
   libboost-dev libboost-test-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
+  libjemalloc-dev
   python3 python3-lmdb python3-msgpack wrk
 )
 missing=()
