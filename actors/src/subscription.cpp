@@ -52,6 +52,9 @@ status validate(const subscription_options& x) {
 namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("sub_tick")>;
+// Self-sent only: "check whether the batch at the subscriber is overdue".
+using deliver_watch_atom = caf::atom_constant<caf::atom("sub_watch")>;
+using clock_type = std::chrono::steady_clock;
 constexpr auto subscribe_timeout = std::chrono::seconds{10};
 
 struct sub_state {
@@ -74,6 +77,12 @@ struct sub_state {
   std::optional<event_batch> ahead;
   uint64_t saved = 0;
   bool tick_pending = false;
+  /// When the batch at the subscriber (in_flight) was sent.
+  clock_type::time_point sent_at;
+  /// Its last position.
+  uint64_t sent_through = 0;
+  /// True while a deliver_watch_atom is on its way (see send_batch).
+  bool watch_pending = false;
   subscription_metrics m;
 };
 
@@ -248,15 +257,31 @@ void maybe_checkpoint(sub_actor* self) {
 
 void pump(sub_actor* self);
 
+// The batch at the subscriber must be answered within deliver_timeout. Not a CAF
+// request timeout: that is two events for CAF's clock thread (set and cancel) per
+// batch, and a busy journal delivers a batch per commit to every subscription. One
+// delayed check at a time instead: it fails the subscription when the batch then at
+// the subscriber is overdue, and otherwise comes back when that batch would be.
+void watch_delivery(sub_actor* self, clock_type::duration delay) {
+  auto& st = self->state;
+  st.watch_pending = true;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(delay);
+  self->delayed_send(self, std::max(ms, std::chrono::milliseconds{1}), deliver_watch_atom::value);
+}
+
 void send_batch(sub_actor* self, event_batch b) {
   auto& st = self->state;
   st.in_flight = true;
+  st.sent_at = clock_type::now();
+  st.sent_through = b.through;
   ++st.m.batches;
   st.m.events += b.events.size();
   if (b.live)
     ++st.m.live_batches;
   auto through = b.through;
-  self->request(st.subscriber, st.opts.deliver_timeout, deliver_atom::value, std::move(b))
+  if (!st.watch_pending)
+    watch_delivery(self, st.opts.deliver_timeout);
+  self->request(st.subscriber, caf::infinite, deliver_atom::value, std::move(b))
       .then(
           [=](uint64_t handled) {
             auto& s = self->state;
@@ -375,6 +400,22 @@ caf::behavior subscription(sub_actor* self, subscription_env env, caf::actor sub
         self->state.tick_pending = false;
         save_checkpoint(self);
         pump(self);
+      },
+      [=](deliver_watch_atom) {
+        auto& s = self->state;
+        s.watch_pending = false;
+        if (!s.in_flight || s.stopping)
+          return; // the next batch sent arms a new check
+        auto due = s.sent_at + s.opts.deliver_timeout;
+        auto now = clock_type::now();
+        if (now < due) {
+          watch_delivery(self, due - now);
+          return;
+        }
+        fail(self, error{errc::timeout, "the subscriber did not answer the batch through position "
+                                            + std::to_string(s.sent_through) + " within "
+                                            + std::to_string(s.opts.deliver_timeout.count())
+                                            + " ms (deliver_timeout)"});
       },
       [=](metrics_atom) {
         auto& s = self->state;

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -208,6 +209,72 @@ BOOST_FIXTURE_TEST_CASE(a_subscriber_error_stops_the_subscription, sub_fixture) 
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
                 caf::after(wait_bound) >> [] { BOOST_FAIL("the subscription did not stop"); });
   BOOST_TEST(from_caf_error(reason).code == errc::invalid_input);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_batch_unanswered_within_deliver_timeout_stops_the_subscription,
+                        sub_fixture) {
+  deposits("account-1", 3);
+  auto col = std::make_shared<collector>();
+  col->held = true; // never released: the subscriber sits on its first batch
+  auto o = named("silent");
+  o.deliver_timeout = 150ms;
+  auto [subscriber, sub] = subscribe(col, o);
+  caf::scoped_actor self{*sys};
+  self->monitor(sub);
+  auto t0 = std::chrono::steady_clock::now();
+  caf::error reason;
+  self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                caf::after(wait_bound) >> [] { BOOST_FAIL("the subscription did not stop"); });
+  auto waited = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST(from_caf_error(reason).code == errc::timeout);
+  BOOST_TEST((waited >= 150ms));
+  BOOST_TEST(col->batches.size() == 1u);
+}
+
+// Each answer takes a third of deliver_timeout; together they take several times it.
+// The bound is per batch, from when that batch was sent.
+BOOST_FIXTURE_TEST_CASE(deliver_timeout_bounds_each_batch_not_their_sum, sub_fixture) {
+  using answer_atom = caf::atom_constant<caf::atom("t_answer")>;
+  struct slow_state {
+    std::deque<std::pair<caf::typed_response_promise<uint64_t>, uint64_t>> waiting;
+  };
+  auto col = std::make_shared<collector>();
+  auto slow = track(sys->spawn([col](caf::stateful_actor<slow_state>* self) -> caf::behavior {
+    return {
+        [=](deliver_atom, const event_batch& b) -> caf::result<uint64_t> {
+          col->add(b);
+          auto rp = self->make_response_promise<uint64_t>();
+          self->state.waiting.emplace_back(rp, b.through);
+          self->delayed_send(self, 50ms, answer_atom::value);
+          return rp;
+        },
+        [=](answer_atom) {
+          auto [rp, through] = self->state.waiting.front();
+          self->state.waiting.pop_front();
+          rp.deliver(through);
+        },
+    };
+  }));
+  auto o = named("slow-but-steady");
+  o.deliver_timeout = 150ms;
+  o.read_batch = 1;
+  o.max_buffer_events = 1;
+  subscription_env env;
+  env.bus = bus;
+  env.jnl = jnl;
+  env.checkpoints = checkpoints;
+  auto sub = track(spawn_subscription(*sys, env, slow, o));
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t last = 0;
+  for (int i = 0; i < 12; ++i)
+    last = append("account-" + std::to_string(i % 3), {bank_event(bank::deposited{i + 1})})
+               .last_position;
+  BOOST_REQUIRE(col->wait_through(last));
+  // At least 4 batches of 50 ms: longer than deliver_timeout, and the subscription lives.
+  BOOST_TEST(col->batches.size() >= 4u);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 200ms));
+  BOOST_TEST(is_gap_free(col->positions(), 1, last));
+  BOOST_TEST(ask_metrics<subscription_metrics>(sub).batches == col->batches.size());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
