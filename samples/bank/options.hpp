@@ -58,7 +58,9 @@ inline constexpr size_t bank_scheduler_threads = 1;
 /// wake-ups a second, and a command that arrives meanwhile waits for the sleep to end.
 /// Work sharing blocks at once and is woken by the next job. Deposits only, 64
 /// connections, 5 rounds alternating in one window: 47.4 against 51.3 us of the
-/// daemon's CPU per deposit (median), 22,567 against 21,534 deposits/s.
+/// daemon's CPU per deposit (median), 22,567 against 21,534 deposits/s. With jemalloc
+/// the two policies are within the noise under full load (docs/bank.md); sharing stays
+/// because a lightly loaded daemon then sleeps instead of polling.
 inline constexpr evident::scheduler_policy bank_scheduler_policy = evident::scheduler_policy::sharing;
 
 /// The bank's default for views.commit_interval (the runtime's own is 3 ms): the
