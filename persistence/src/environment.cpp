@@ -520,6 +520,10 @@ expected<MDB_dbi> environment::open_db(const std::string& name) {
 }
 
 status environment::sync() {
+  // mdb_env_sync reads the meta pages through the map, and a durable commit syncs after
+  // giving up its resize lock: without this lock, a checkpoint's or snapshot's commit on
+  // another thread could read the map while the journal writer's grow() replaces it.
+  std::shared_lock<std::shared_mutex> lock{resize_mtx_};
   if (auto rc = mdb_env_sync(env_, 1); rc != 0)
     return translate(rc, "mdb_env_sync");
   return {};
