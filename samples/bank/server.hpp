@@ -1,9 +1,10 @@
 #pragma once
 
-// The HTTP server of evident-bank: Boost.Beast over Boost.Asio, a few I/O threads, no
-// thread per connection. A route table filled by route groups, bearer-token
-// authentication, JSON bodies for every error (also the ones the HTTP layer produces
-// itself: malformed requests, 413, ...).
+// The HTTP server of evident-bank: Boost.Beast's parser over Boost.Asio (answers are
+// serialized by hand into one buffer), a few I/O threads, no thread per connection. A
+// route table filled by route groups, bearer-token authentication, JSON bodies for
+// every error (also the ones the HTTP layer produces itself: malformed requests, 413,
+// ...).
 //
 //   bank_server srv{rt, opts.http, {add_account_routes, add_system_routes}};
 //   auto port = srv.bind();            // 127.0.0.1:0 -> the port the kernel chose

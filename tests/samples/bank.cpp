@@ -454,6 +454,27 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
   BOOST_TEST(c.closed()); // Connection: close is honoured
 }
 
+BOOST_AUTO_TEST_CASE(answers_speak_the_request_version_and_its_connection_rule) {
+  // HTTP/1.0 closes unless the client asked for keep-alive, and then the answer says so.
+  raw_connection c{bank.port()};
+  BOOST_REQUIRE(c.send("GET /accounts/nobody HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  auto first = c.read_response(10s);
+  BOOST_TEST(first.rfind("HTTP/1.0 404 Not Found\r\n", 0) == 0u, first);
+  BOOST_TEST(first.find("\r\nConnection: keep-alive\r\n") != std::string::npos, first);
+  BOOST_TEST(first.find("\r\nContent-Type: application/json\r\n") != std::string::npos, first);
+  auto body = first.substr(first.find("\r\n\r\n") + 4);
+  BOOST_TEST(first.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n")
+             != std::string::npos, first);
+  BOOST_TEST(body.find("\"error\"") != std::string::npos, body);
+  BOOST_TEST(!c.closed());
+  BOOST_REQUIRE(c.send("DELETE /healthz HTTP/1.0\r\n\r\n"));
+  auto second = c.read_until_closed(10s);
+  BOOST_TEST(second.rfind("HTTP/1.0 405 Method Not Allowed\r\n", 0) == 0u, second);
+  BOOST_TEST(second.find("\r\nAllow: GET\r\n") != std::string::npos, second);
+  BOOST_TEST(second.find("Connection:") == std::string::npos, second);
+  BOOST_TEST(c.closed());
+}
+
 BOOST_AUTO_TEST_CASE(hundreds_of_keep_alive_connections_share_one_io_thread) {
   // One I/O thread (the default) and no thread per connection: 300 clients at once,
   // each served twice on its own connection.
