@@ -277,6 +277,10 @@ void commit_one_batch(writer_actor* self) {
   // run of such commits.
   if (stored == 0 && st.held.size() > 1)
     flush_held(self);
+  // A journal that promises no later flush (no_meta_sync, no_sync, memory): holding
+  // would only delay the answer by a commit, for no durability in return.
+  else if (!st.jnl->defers_durability())
+    release_held(self);
 }
 
 void schedule_flush(writer_actor* self) {

@@ -11,6 +11,10 @@ journal::append_batch_deferred(std::span<const append_request> reqs) {
   return append_batch(reqs);
 }
 
+bool journal::defers_durability() const noexcept {
+  return false;
+}
+
 status journal::sync() {
   return {};
 }

@@ -489,6 +489,10 @@ lmdb_journal::append_batch_deferred(std::span<const append_request> reqs) {
   return append_batch(reqs, commit_sync::deferred);
 }
 
+bool lmdb_journal::defers_durability() const noexcept {
+  return env_->flushes_meta();
+}
+
 status lmdb_journal::sync() {
   // The other modes promise less: their commits are as durable as they get already.
   if (!env_->flushes_meta())

@@ -90,6 +90,11 @@ public:
     std::lock_guard guard{mtx_};
     fail_next_sync_ = true;
   }
+  /// Whether commits wait for a later flush (lmdb_journal under fsync, the default
+  /// here) or are as durable as they get when they return (no_meta_sync, no_sync).
+  void set_defers_durability(bool x) {
+    defers_ = x;
+  }
   /// Every batch pretends to fsync for `d` (simulated disk latency, not a test clock).
   void set_commit_delay(std::chrono::microseconds d) {
     std::lock_guard guard{mtx_};
@@ -163,6 +168,9 @@ public:
     ++deferred_returned_;
     return result;
   }
+  bool defers_durability() const noexcept override {
+    return defers_.load();
+  }
   evident::status sync() override {
     bool fail = false;
     {
@@ -230,6 +238,7 @@ private:
   std::atomic<size_t> returned_{0};
   std::atomic<size_t> syncs_{0};
   std::atomic<size_t> deferred_returned_{0};
+  std::atomic<bool> defers_{true};
   std::vector<size_t> batch_sizes_;
 };
 
@@ -604,6 +613,24 @@ BOOST_FIXTURE_TEST_CASE(a_lone_commit_is_answered_only_after_a_flush_made_it_dur
   BOOST_CHECK_EQUAL(j->syncs(), 1u); // no commit followed: the writer flushed first
   auto m = metrics(w);
   BOOST_CHECK_EQUAL(m.flushes, 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_journal_durable_when_its_commit_returns_is_answered_without_a_flush,
+                        writer_fixture) {
+  // no_meta_sync and no_sync promise no later flush: holding the answer for the next
+  // commit or a sync() would only add latency. A held sync() must not block them.
+  auto j = make_journal();
+  j->set_defers_durability(false);
+  j->hold_syncs();
+  auto w = spawn_writer(j);
+  auto first = append(w, make_request("a"));
+  auto second = append(w, make_request("b"));
+  BOOST_REQUIRE(first.ok);
+  BOOST_REQUIRE(second.ok);
+  BOOST_CHECK_EQUAL(second.ok->first_position, first.ok->first_position + 1);
+  BOOST_CHECK_EQUAL(j->deferred_returned(), 2u);
+  BOOST_CHECK_EQUAL(j->syncs(), 0u);
+  BOOST_CHECK_EQUAL(metrics(w).flushes, 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(the_next_commit_makes_the_one_before_durable_without_a_flush,

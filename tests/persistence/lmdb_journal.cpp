@@ -328,4 +328,25 @@ BOOST_AUTO_TEST_CASE(a_deferred_batch_is_readable_at_once_and_kept_after_sync_an
   BOOST_TEST(*j->last_position() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(only_fsync_defers_the_durability_of_a_deferred_batch) {
+  // What the journal writer holds answers for: only under fsync does a later flush
+  // complete a deferred commit; no_meta_sync and no_sync promise no such flush.
+  auto defers = [](durability d, bool read_only) {
+    test::temp_dir dir;
+    auto o = opts_for(dir);
+    o.sync = d;
+    if (read_only) {
+      BOOST_REQUIRE(lmdb_journal::open(o).has_value()); // create it first
+      o.read_only = true;
+    }
+    auto j = lmdb_journal::open(o);
+    BOOST_REQUIRE(j.has_value());
+    return (*j)->defers_durability();
+  };
+  BOOST_TEST(defers(durability::fsync_each_commit, false));
+  BOOST_TEST(!defers(durability::no_meta_sync, false));
+  BOOST_TEST(!defers(durability::no_sync, false));
+  BOOST_TEST(!defers(durability::fsync_each_commit, true));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

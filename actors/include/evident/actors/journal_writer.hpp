@@ -46,7 +46,9 @@
 // answers the commit before it. When no commit follows (the mailbox holds no append),
 // the writer flushes once itself (journal::sync) and answers. Under load each commit
 // thus waits for one flush, not two; an idle append still gets both before its answer.
-// Nothing is answered or published before it is durable.
+// Nothing is answered or published before it is durable. A journal whose commits are as
+// durable as they get when they return (journal::defers_durability() false: no_meta_sync,
+// no_sync, the memory journal) is answered at once.
 
 #include "evident/actors/atoms.hpp"
 #include "evident/actors/committed_batch.hpp"

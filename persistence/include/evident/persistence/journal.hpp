@@ -131,6 +131,11 @@ public:
   virtual std::vector<expected<append_result>>
   append_batch_deferred(std::span<const append_request> reqs);
 
+  /// True when append_batch_deferred leaves its commits short of the durability the
+  /// journal promises until a later flush (see above); false when they are as durable
+  /// as they get once it returns, so a caller may answer at once. The default: false.
+  [[nodiscard]] virtual bool defers_durability() const noexcept;
+
   /// Makes every commit that returned before this call as durable as the journal's
   /// durability option promises. Fails with io_error: those commits are visible, but
   /// whether they survive a machine crash is unknown. The default has nothing to flush.

@@ -70,6 +70,9 @@ public:
   /// other durability modes the same as append_batch.
   std::vector<expected<append_result>>
   append_batch_deferred(std::span<const append_request> reqs) override;
+  /// True under fsync_each_commit only: under no_meta_sync and no_sync no later flush
+  /// is promised, so a deferred commit is as durable as it gets when it returns.
+  bool defers_durability() const noexcept override;
   /// Under fsync_each_commit flushes the meta page of the deferred commits (one
   /// mdb_env_sync); under the other modes nothing (they promise less).
   status sync() override;
