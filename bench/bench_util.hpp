@@ -221,6 +221,9 @@ public:
   append_batch_deferred(std::span<const evident::append_request> reqs) override {
     return timed([&] { return inner_->append_batch_deferred(reqs); });
   }
+  bool defers_durability() const noexcept override {
+    return inner_->defers_durability();
+  }
   evident::status sync() override {
     return inner_->sync();
   }
