@@ -117,6 +117,10 @@ expected<append_result> memory_journal::append(const append_request& req) {
   return append_locked(req);
 }
 
+bool memory_journal::defers_durability() const noexcept {
+  return false;
+}
+
 std::vector<expected<append_result>>
 memory_journal::append_batch(std::span<const append_request> reqs) {
   // One lock for the whole batch mirrors the LMDB journal's single write transaction:

@@ -292,4 +292,14 @@ BOOST_FIXTURE_TEST_CASE(reads_are_not_held, fixture) {
   BOOST_TEST(fut.get().has_value());
 }
 
+BOOST_AUTO_TEST_CASE(durability_is_deferred_unless_a_journal_says_otherwise) {
+  // The journal writer answers at once only when defers_durability() is false: the
+  // memory journal says so; a decorator that does not forward the query keeps the safe
+  // default and has its answers held for a sync().
+  auto inner = std::make_shared<memory_journal>();
+  BOOST_TEST(!inner->defers_durability());
+  failing_journal decorated{inner};
+  BOOST_TEST(decorated.defers_durability());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -133,8 +133,9 @@ public:
 
   /// True when append_batch_deferred leaves its commits short of the durability the
   /// journal promises until a later flush (see above); false when they are as durable
-  /// as they get once it returns, so a caller may answer at once. The default: false.
-  /// A decorator that forwards append_batch_deferred must forward this too.
+  /// as they get once it returns, so a caller may answer at once. The default is true,
+  /// the safe answer (wait for a sync() that may have nothing to do), so that a
+  /// decorator forwarding append_batch_deferred but not this one stays correct.
   [[nodiscard]] virtual bool defers_durability() const noexcept;
 
   /// Makes every commit that returned before this call as durable as the journal's

@@ -22,6 +22,8 @@ public:
 
   expected<append_result> append(const append_request& req) override;
   std::vector<expected<append_result>> append_batch(std::span<const append_request> reqs) override;
+  /// False: a commit is in memory when it returns, and no flush would add anything.
+  bool defers_durability() const noexcept override;
   status read_stream(const std::string& stream, const read_options& opts,
                      const event_visitor& f) override;
   status read_all(uint64_t from_position, uint64_t max_count, const event_visitor& f) override;
