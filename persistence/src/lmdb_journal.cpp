@@ -495,7 +495,7 @@ bool lmdb_journal::defers_durability() const noexcept {
 
 status lmdb_journal::sync() {
   // The other modes promise less: their commits are as durable as they get already.
-  if (!env_->flushes_meta())
+  if (!defers_durability())
     return {};
   return env_->sync();
 }

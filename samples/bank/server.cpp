@@ -11,10 +11,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/status.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -81,20 +80,24 @@ constexpr uint32_t max_header_bytes = 16 * 1024;
 // Connection when it differs from the version's default, Content-Length, the body. One
 // buffer and one write: Beast's serializer costs the I/O thread an allocation per
 // header field and a buffer sequence of up to seven pieces per answer.
+void append_status_line(int status, unsigned version, std::string& out) {
+  auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  out.append("HTTP/").append(1, static_cast<char>('0' + version / 10)).append(1, '.');
+  out.append(1, static_cast<char>('0' + version % 10)).append(1, ' ');
+  out.append(std::to_string(status)).append(1, ' ');
+  out.append(reason.data(), reason.size()).append("\r\n");
+}
+
 void serialize(const response& res, unsigned version, bool keep_alive, std::string& out) {
-  auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
   auto length = std::to_string(res.body.size());
-  size_t size = 64 + reason.size() + res.content_type.size() + length.size() + res.body.size();
+  size_t size = 96 + res.content_type.size() + length.size() + res.body.size();
   for (const auto& [name, value] : res.headers)
     size += name.size() + value.size() + 4;
   out.reserve(out.size() + size);
   auto line = [&out](std::string_view name, std::string_view value) {
     out.append(name).append(": ").append(value).append("\r\n");
   };
-  out.append("HTTP/").append(1, static_cast<char>('0' + version / 10)).append(1, '.');
-  out.append(1, static_cast<char>('0' + version % 10)).append(1, ' ');
-  out.append(std::to_string(res.status)).append(1, ' ');
-  out.append(reason.data(), reason.size()).append("\r\n");
+  append_status_line(res.status, version, out);
   if (!res.content_type.empty())
     line("Content-Type", res.content_type);
   for (const auto& [name, value] : res.headers)
@@ -238,17 +241,20 @@ private:
     }
     // The limits were checked with the header (a Content-Length over max_body failed
     // it with body_limit: 413 without a 100), so the body is welcome.
-    continue_ = {};
-    continue_.version(parser_->get().version());
-    continue_.result(http::status::continue_);
+    // No answer is being written before the body is read, so out_ is free for the
+    // interim answer (a 1xx has no header fields here, and no Content-Length).
+    out_.clear();
+    append_status_line(100, parser_->get().version(), out_);
+    out_.append("\r\n");
     stream_.expires_after(io_timeout);
-    http::async_write(stream_, continue_, [self = shared_from_this()](error_code wec, size_t) {
-      if (wec) {
-        self->close();
-        return;
-      }
-      self->read_body();
-    });
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this()](error_code wec, size_t) {
+                        if (wec) {
+                          self->close();
+                          return;
+                        }
+                        self->read_body();
+                      });
   }
 
   void read_body() {
@@ -372,10 +378,9 @@ private:
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<request> req_;
-  /// The answer being written: status line, headers and body in one buffer.
+  /// The answer being written (status line, headers and body in one buffer), or the
+  /// interim `100 Continue`.
   std::string out_;
-  /// The interim `100 Continue`, alive while it is written.
-  http::response<http::empty_body> continue_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   /// A request was read and its answer is not written yet.
