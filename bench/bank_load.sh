@@ -71,11 +71,16 @@ echo "opened $accounts accounts"
 # wrk prints "Requests/sec:", "99%" (with --latency) and "Non-2xx or 3xx responses".
 run_wrk() { wrk -t"$threads" -c"$connections" -d"$1" --latency "${@:2}" "$url${path:-}"; }
 field_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-field_p99_ms() {
-  awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
-        print v }' "$1"
-}
+# wrk prints a duration as 812.00us, 2.41ms or 1.02s; ms() turns it into milliseconds.
+ms_awk='function ms(v) {
+  if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+  if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+  if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 }
+  return v
+}'
+field_p99_ms() { awk "$ms_awk"' $1 == "99%" { print ms($2) }' "$1"; }
+# The "Latency <avg> <stdev> <max> <+/- stdev>" line: the mean.
+field_mean_ms() { awk "$ms_awk"' $1 == "Latency" { print ms($2); exit }' "$1"; }
 field_non2xx() {
   local n e
   n=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$1"); n=${n:-0}
@@ -83,7 +88,9 @@ field_non2xx() {
   echo $((n + e))
 }
 
-# The journal's counters: appends, commits, seconds spent committing (fsync included).
+# The journal's counters: appends, commits, seconds spent committing (fsync included),
+# flushes; then the seconds and count of the appends' answers (commit start to durable)
+# and of the HTTP answers (request read to answer written).
 scrape() {
   python3 - "$url" <<'PY'
 import http.client, sys, urllib.parse
@@ -97,22 +104,27 @@ for line in text.splitlines():
         v[name] = value
 print(v.get("evident_journal_appends_total", 0), v.get("evident_journal_commits_total", 0),
       v.get("evident_journal_commit_duration_seconds_sum", 0),
-      v.get("evident_journal_flushes_total", 0))
+      v.get("evident_journal_flushes_total", 0),
+      v.get("evident_journal_append_duration_seconds_sum", 0),
+      v.get("evident_journal_append_duration_seconds_count", 0),
+      v.get("evident_bank_http_request_duration_seconds_sum", 0),
+      v.get("evident_bank_http_request_duration_seconds_count", 0))
 PY
 }
 
 echo "--- baseline: GET /healthz, 5s (the HTTP layer without the runtime)"
 path=/healthz run_wrk 5s | tee "$work/base.txt"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-read -r appends0 commits0 commit_s0 flushes0 < <(scrape)
+read -r appends0 commits0 commit_s0 flushes0 answer_s0 answers0 http_s0 https0 < <(scrape)
 echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration (load $load_before)"
 path="" ACCOUNTS=$accounts run_wrk "$duration" -s "$root/bench/bank_load/deposits.lua" | tee "$work/load.txt"
-read -r appends1 commits1 commit_s1 flushes1 < <(scrape)
+read -r appends1 commits1 commit_s1 flushes1 answer_s1 answers1 http_s1 https1 < <(scrape)
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 base_rps=$(field_rps "$work/base.txt")
 rps=$(field_rps "$work/load.txt")
 p99=$(field_p99_ms "$work/load.txt")
+mean_lat=$(field_mean_ms "$work/load.txt")
 non2xx=$(field_non2xx "$work/load.txt")
 # Deposits per commit and the mean commit time: with 64 connections at most 64 deposits
 # wait for one commit, so throughput <= 64 / commit time; a slow disk (fsync) caps it.
@@ -124,6 +136,17 @@ commit_ms=$(awk -v s0="$commit_s0" -v s1="$commit_s1" -v c=$((commits1 - commits
 # its own) has made it durable: flushes per commit near 0 means one flush per commit.
 flushes_per_commit=$(awk -v f=$((flushes1 - flushes0)) -v c=$((commits1 - commits0)) \
   'BEGIN { printf "%.2f", (c > 0) ? f / c : 0 }')
+# Where a deposit's time goes, as means over the load: inside the daemon (request read
+# to answer written), and of that in the journal (its commit's start to durable). wrk's
+# mean latency minus server_ms is the client's and the kernel's share.
+mean_ms() {
+  awk -v s0="$1" -v s1="$2" -v n=$(($4 - $3)) \
+    'BEGIN { printf "%.2f", (n > 0) ? (s1 - s0) * 1000 / n : 0 }'
+}
+journal_ms=$(mean_ms "$answer_s0" "$answer_s1" "$answers0" "$answers1")
+server_ms=$(mean_ms "$http_s0" "$http_s1" "$https0" "$https1")
+echo "daemon: a deposit spends $server_ms ms from read to answer, $journal_ms ms of it from" \
+  "its commit's start to durable"
 echo "daemon: $((appends1 - appends0)) deposits in $((commits1 - commits0)) commits" \
   "($per_commit per commit, $commit_ms ms per commit," \
   "$flushes_per_commit extra flushes per commit)"
@@ -158,4 +181,5 @@ printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_
   "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"
 printf '"deposits_per_commit":%s,"commit_ms":%s,"flushes_per_commit":%s,' \
   "$per_commit" "$commit_ms" "$flushes_per_commit"
+printf '"mean_ms":%s,"server_ms":%s,"journal_ms":%s,' "$mean_lat" "$server_ms" "$journal_ms"
 printf '"load_before":%s,"load_after":%s}\n' "$load_before" "$load_after"

@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < m.commit_latency.size(); ++i) {
     if (i + 1 < m.commit_latency.size())
       std::printf(" <=%llu:%llu", static_cast<unsigned long long>(
-                                    evident::commit_latency_bounds_us[i]),
+                                    evident::latency_bounds_us[i]),
                   static_cast<unsigned long long>(m.commit_latency[i]));
     else
       std::printf(" more:%llu\n", static_cast<unsigned long long>(m.commit_latency[i]));

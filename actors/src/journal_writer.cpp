@@ -28,6 +28,8 @@ struct reply_batch {
   std::vector<append_request> requests;
   /// Events the commit stored (0: nothing to publish).
   size_t stored = 0;
+  /// When the commit started, for journal_writer_metrics::answer_latency.
+  std::chrono::steady_clock::time_point started;
 };
 
 } // namespace evident::detail
@@ -138,6 +140,13 @@ committed_batch collect(std::vector<append_request>& batch,
   return result;
 }
 
+// Counts `n` observations of `ns` each in a histogram on latency_bounds_us.
+void record_latency(std::array<uint64_t, latency_bounds_us.size()>& buckets, uint64_t& sum_ns,
+                    uint64_t ns, uint64_t n = 1) {
+  sum_ns += ns * n;
+  buckets[latency_bucket(ns)] += n;
+}
+
 void publish(writer_state& st, committed_batch&& cb) {
   if (cb.empty())
     return;
@@ -156,7 +165,11 @@ void publish(writer_state& st, committed_batch&& cb) {
 // Publishes and answers every held commit: they are durable now.
 void release_held(writer_actor* self) {
   auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
   for (auto& b : st.held) {
+    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(now - b.started).count();
+    record_latency(st.metrics.answer_latency, st.metrics.answer_ns,
+                   static_cast<uint64_t>(std::max<int64_t>(waited, 0)), b.results.size());
     if (st.listener && b.stored > 0)
       publish(st, collect(b.requests, b.results, b.stored));
     // Sending a reply costs the writer's thread about as much as taking the append in
@@ -187,16 +200,6 @@ void flush_held(writer_actor* self) {
                                       + "); the events may not survive a machine crash"};
   }
   release_held(self);
-}
-
-void record_latency(journal_writer_metrics& m, uint64_t ns) {
-  m.commit_ns += ns;
-  auto us = ns / 1000;
-  for (size_t i = 0; i < commit_latency_bounds_us.size(); ++i)
-    if (us <= commit_latency_bounds_us[i]) {
-      ++m.commit_latency[i];
-      return;
-    }
 }
 
 // Takes the oldest appends (at most max_batch_events events, at least one append) from
@@ -250,8 +253,9 @@ void commit_one_batch(writer_actor* self) {
   m.last_batch_appends = st.batch.size();
   m.last_batch_events = events;
   m.largest_batch_events = std::max<uint64_t>(m.largest_batch_events, events);
-  record_latency(m, static_cast<uint64_t>(
-                      std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  record_latency(m.commit_latency, m.commit_ns,
+                 static_cast<uint64_t>(
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
   size_t stored = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i]) {
@@ -270,7 +274,7 @@ void commit_one_batch(writer_actor* self) {
   if (stored > 0)
     release_held(self);
   st.held.push_back(detail::reply_batch{std::move(st.promises), std::move(results),
-                                        std::move(st.batch), stored});
+                                        std::move(st.batch), stored, t0});
   st.batch = {};
   st.promises = {};
   // A commit that wrote nothing flushed nothing: do not let earlier commits wait on a

@@ -47,6 +47,28 @@ void sample(std::string& out, std::string_view name, std::string_view type, std:
 
 } // namespace
 
+void append_latency_histogram(std::string& out, std::string_view name, std::string_view help,
+                              const std::array<uint64_t, latency_bounds_us.size()>& counts,
+                              uint64_t sum_ns) {
+  // Prometheus buckets are cumulative; the counts are per bucket.
+  header(out, name, "histogram", help);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < latency_bounds_us.size(); ++i) {
+    cumulative += counts[i];
+    auto bound = latency_bounds_us[i];
+    std::string le = bound == std::numeric_limits<uint64_t>::max()
+                         ? std::string{"+Inf"}
+                         : format_double(static_cast<double>(bound) / 1e6);
+    out.append(name).append("_bucket{le=\"").append(le).append("\"} ");
+    out.append(std::to_string(cumulative)).append("\n");
+  }
+  if (latency_bounds_us.back() != std::numeric_limits<uint64_t>::max())
+    out.append(name).append("_bucket{le=\"+Inf\"} ").append(std::to_string(cumulative))
+      .append("\n");
+  out.append(name).append("_sum ").append(format_double(static_cast<double>(sum_ns) / 1e9));
+  out.append("\n").append(name).append("_count ").append(std::to_string(cumulative)).append("\n");
+}
+
 std::string to_prometheus(const runtime_metrics& m) {
   std::string out;
   const auto& w = m.writer;
@@ -70,22 +92,14 @@ std::string to_prometheus(const runtime_metrics& m) {
          w.last_batch_events);
   sample(out, "evident_journal_largest_batch_events", "gauge",
          "Most events one commit held so far.", w.largest_batch_events);
-  // Histogram: Prometheus buckets are cumulative, the writer's are not.
-  constexpr std::string_view hist = "evident_journal_commit_duration_seconds";
-  header(out, hist, "histogram", "Time of one commit (encode, write, commit, fsync) in seconds.");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < commit_latency_bounds_us.size(); ++i) {
-    cumulative += w.commit_latency[i];
-    auto bound = commit_latency_bounds_us[i];
-    std::string le = bound == std::numeric_limits<uint64_t>::max()
-                         ? std::string{"+Inf"}
-                         : format_double(static_cast<double>(bound) / 1e6);
-    out += std::string{hist} + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
-  }
-  if (commit_latency_bounds_us.back() != std::numeric_limits<uint64_t>::max())
-    out += std::string{hist} + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
-  out += std::string{hist} + "_sum " + format_double(static_cast<double>(w.commit_ns) / 1e9) + "\n";
-  out += std::string{hist} + "_count " + std::to_string(cumulative) + "\n";
+  append_latency_histogram(out, "evident_journal_commit_duration_seconds",
+                           "Time of one commit (encode, write, commit, fsync) in seconds.",
+                           w.commit_latency, w.commit_ns);
+  append_latency_histogram(out, "evident_journal_append_duration_seconds",
+                           "Time from the start of an append's commit to its answer (the "
+                           "commit and the wait for the flush that made it durable) in "
+                           "seconds.",
+                           w.answer_latency, w.answer_ns);
   sample(out, "evident_journal_flushes_total", "counter",
          "Flushes the journal writer ran because no commit followed a commit.", w.flushes);
   sample(out, "evident_journal_flush_duration_seconds_total", "counter",

@@ -7,6 +7,7 @@
 
 #include "options.hpp"
 
+#include "evident/actors/journal_writer.hpp"
 #include "evident/persistence/errc.hpp"
 #include "evident/runtime/runtime.hpp"
 
@@ -131,6 +132,11 @@ struct bank_context {
   http_options http;
   /// Answers by status class (index 1..5 = 1xx..5xx), for /metrics.
   std::array<std::atomic<uint64_t>, 6> responses{};
+  /// Answers by the time from their request read to the answer handed to the socket
+  /// (the daemon's part of a client's latency), for /metrics: per bucket of
+  /// evident::latency_bounds_us, and the sum in nanoseconds.
+  std::array<std::atomic<uint64_t>, evident::latency_bounds_us.size()> answer_latency{};
+  std::atomic<uint64_t> answer_ns{0};
 };
 
 /// Path segments captured by a route's `{name}` placeholders, in order.

@@ -15,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -62,6 +63,13 @@ std::string what_of(std::exception_ptr ep) {
     // keep the generic text
   }
   return "unknown exception";
+}
+
+void record_latency(bank_context& ctx, std::chrono::steady_clock::duration d) {
+  auto ns = static_cast<uint64_t>(
+      std::max<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), 0));
+  ctx.answer_ns.fetch_add(ns, std::memory_order_relaxed);
+  ctx.answer_latency[evident::latency_bucket(ns)].fetch_add(1, std::memory_order_relaxed);
 }
 
 response internal_error(std::string_view why) {
@@ -185,6 +193,7 @@ public:
     auto cls = static_cast<size_t>(res.status / 100);
     if (cls < srv_.ctx.responses.size())
       srv_.ctx.responses[cls].fetch_add(1, std::memory_order_relaxed);
+    record_latency(srv_.ctx, std::chrono::steady_clock::now() - read_at_);
     keep_alive_ = keep_alive_ && !srv_.stopping.load(std::memory_order_relaxed);
     out_.clear();
     serialize(res, version_, keep_alive_, out_);
@@ -231,6 +240,7 @@ private:
       // RFC 9110 10.1.1: an expectation we cannot meet gets 417. The body was not read,
       // so the connection's framing is lost: close after the answer.
       busy_ = true;
+      read_at_ = std::chrono::steady_clock::now();
       keep_alive_ = false;
       version_ = parser_->get().version();
       response res;
@@ -287,6 +297,7 @@ private:
       return;
     }
     busy_ = true;
+    read_at_ = std::chrono::steady_clock::now();
     stream_.expires_never();
     req_.emplace(parser_->release());
     version_ = req_->version();
@@ -310,6 +321,7 @@ private:
       return;
     }
     busy_ = true;
+    read_at_ = std::chrono::steady_clock::now();
     keep_alive_ = false;
     response res;
     if (ec == http::error::body_limit)
@@ -385,6 +397,8 @@ private:
   bool keep_alive_ = false;
   /// A request was read and its answer is not written yet.
   bool busy_ = false;
+  /// When the current request was read (or found malformed).
+  std::chrono::steady_clock::time_point read_at_;
   bool closed_ = false;
 };
 

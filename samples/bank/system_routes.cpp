@@ -28,6 +28,13 @@ void metrics(bank_context& ctx, response& res) {
   for (size_t i = 1; i < ctx.responses.size(); ++i)
     text += "evident_bank_http_responses_total{class=\"" + std::to_string(i) + "xx\"} "
             + std::to_string(ctx.responses[i].load(std::memory_order_relaxed)) + "\n";
+  std::array<uint64_t, evident::latency_bounds_us.size()> latency{};
+  for (size_t i = 0; i < latency.size(); ++i)
+    latency[i] = ctx.answer_latency[i].load(std::memory_order_relaxed);
+  evident::append_latency_histogram(
+      text, "evident_bank_http_request_duration_seconds",
+      "Time from a request read to its answer handed to the socket, in seconds.", latency,
+      ctx.answer_ns.load(std::memory_order_relaxed));
   res.status = 200;
   res.set_content(text, "text/plain; version=0.0.4");
 }

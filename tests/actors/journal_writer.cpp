@@ -9,12 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 // The writer runs on its own thread, so these tests use the real scheduler. They never
@@ -396,6 +398,17 @@ caf::behavior producer(caf::stateful_actor<producer_state>* self, caf::actor wri
 
 BOOST_AUTO_TEST_SUITE(journal_writer)
 
+BOOST_AUTO_TEST_CASE(a_latency_falls_in_the_first_bucket_whose_bound_holds_it) {
+  using evident::latency_bucket;
+  BOOST_CHECK_EQUAL(latency_bucket(0), 0u);
+  BOOST_CHECK_EQUAL(latency_bucket(100'000), 0u);  // 100 us: the bound is inclusive
+  BOOST_CHECK_EQUAL(latency_bucket(100'999), 0u);  // counted in whole microseconds
+  BOOST_CHECK_EQUAL(latency_bucket(101'000), 1u);
+  BOOST_CHECK_EQUAL(latency_bucket(30'000'000), 8u); // 30 ms: at most 100 ms
+  BOOST_CHECK_EQUAL(latency_bucket(std::numeric_limits<uint64_t>::max()),
+                    evident::latency_bounds_us.size() - 1);
+}
+
 BOOST_FIXTURE_TEST_CASE(appends_waiting_during_a_commit_share_the_next_commit,
                         writer_fixture) {
   auto j = make_journal();
@@ -424,6 +437,10 @@ BOOST_FIXTURE_TEST_CASE(appends_waiting_during_a_commit_share_the_next_commit,
   for (auto n : m.commit_latency)
     buckets += n;
   BOOST_CHECK_EQUAL(buckets, m.batches);
+  uint64_t answered = 0;
+  for (auto n : m.answer_latency)
+    answered += n;
+  BOOST_CHECK_EQUAL(answered, m.appends); // every append, each once
 }
 
 BOOST_FIXTURE_TEST_CASE(concurrent_producers_get_fewer_commits_than_appends, writer_fixture) {
@@ -613,6 +630,34 @@ BOOST_FIXTURE_TEST_CASE(a_lone_commit_is_answered_only_after_a_flush_made_it_dur
   BOOST_CHECK_EQUAL(j->syncs(), 1u); // no commit followed: the writer flushed first
   auto m = metrics(w);
   BOOST_CHECK_EQUAL(m.flushes, 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(answer_latency_runs_until_the_flush_that_made_the_append_durable,
+                        writer_fixture) {
+  // The append's commit returns at once; its answer waits for the flush, held here for
+  // at least `hold`. The sleep makes a span to measure, not an event to wait for.
+  constexpr auto hold = 30ms;
+  auto j = make_journal();
+  j->hold_syncs();
+  auto w = spawn_writer(j);
+  auto h = send_append(w, make_request("s"));
+  BOOST_REQUIRE(j->wait_sync_entered(1));
+  std::this_thread::sleep_for(hold);
+  j->release_syncs();
+  BOOST_REQUIRE(await(h).ok);
+  auto m = metrics(w);
+  BOOST_CHECK_GE(m.answer_ns, static_cast<uint64_t>(std::chrono::nanoseconds{hold}.count()));
+  BOOST_CHECK_LT(m.commit_ns, m.answer_ns);
+  const auto hold_us = static_cast<uint64_t>(std::chrono::microseconds{hold}.count());
+  uint64_t answered = 0;
+  uint64_t below_hold = 0;
+  for (size_t i = 0; i < m.answer_latency.size(); ++i) {
+    answered += m.answer_latency[i];
+    if (evident::latency_bounds_us[i] < hold_us)
+      below_hold += m.answer_latency[i];
+  }
+  BOOST_CHECK_EQUAL(answered, 1u);
+  BOOST_CHECK_EQUAL(below_hold, 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_journal_durable_when_its_commit_returns_is_answered_without_a_flush,

@@ -431,6 +431,10 @@ BOOST_FIXTURE_TEST_CASE(metrics_reflect_appends, fixture) {
   for (auto x : m.writer.commit_latency)
     in_buckets += x;
   BOOST_TEST(in_buckets == m.writer.batches);
+  uint64_t answered = 0;
+  for (auto x : m.writer.answer_latency)
+    answered += x;
+  BOOST_TEST(answered == 4u); // the refused append was answered too
   BOOST_TEST(m.requests == 4u);
   BOOST_TEST(m.aggregates.active == 0u);
   auto text = to_prometheus(m);
@@ -448,6 +452,11 @@ BOOST_FIXTURE_TEST_CASE(metrics_reflect_appends, fixture) {
   BOOST_TEST(contains(text, "evident_journal_commit_duration_seconds_count "
                                 + std::to_string(m.writer.batches) + "\n"),
              text);
+  BOOST_TEST(contains(text, "# TYPE evident_journal_append_duration_seconds histogram\n"), text);
+  BOOST_TEST(contains(text, "evident_journal_append_duration_seconds_bucket{le=\"+Inf\"} 4\n"
+                            "evident_journal_append_duration_seconds_sum "),
+             text);
+  BOOST_TEST(contains(text, "evident_journal_append_duration_seconds_count 4\n"), text);
   // Every sample line is "name[{labels}] value"; every metric has HELP and TYPE.
   std::istringstream lines{text};
   std::string line;

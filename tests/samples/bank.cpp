@@ -367,6 +367,22 @@ BOOST_AUTO_TEST_CASE(healthz_and_metrics_answer) {
   BOOST_TEST(m->body.find("# TYPE evident_") != std::string::npos);
   BOOST_TEST(m->body.find("evident_journal_commit_duration_seconds") != std::string::npos);
   BOOST_TEST(m->body.find("evident_bank_http_responses_total{class=\"2xx\"}") != std::string::npos);
+  // Every answer written so far is in the latency histogram, once (both count at the
+  // write; this test's client is the only one).
+  auto value_of = [&](const std::string& name) {
+    auto at = m->body.find("\n" + name + " ");
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, name);
+    return std::stod(m->body.substr(at + name.size() + 2));
+  };
+  double responses = 0;
+  for (int cls = 1; cls <= 5; ++cls)
+    responses += value_of("evident_bank_http_responses_total{class=\"" + std::to_string(cls)
+                          + "xx\"}");
+  BOOST_TEST(responses >= 2.0); // /healthz and the open
+  BOOST_TEST(value_of("evident_bank_http_request_duration_seconds_count") == responses);
+  BOOST_TEST(value_of("evident_bank_http_request_duration_seconds_bucket{le=\"+Inf\"}")
+             == responses);
+  BOOST_TEST(value_of("evident_journal_append_duration_seconds_count") >= 1.0);
 }
 
 // -- the HTTP layer ---------------------------------------------------------------------

@@ -106,12 +106,21 @@ struct commit_listener {
   }
 };
 
-/// Bucket bounds of `journal_writer_metrics::commit_latency` in microseconds: bucket i
-/// counts commits that took at most `commit_latency_bounds_us[i]` (and more than the
-/// bound before); the last bucket counts the rest.
-inline constexpr std::array<uint64_t, 10> commit_latency_bounds_us = {
+/// Bucket bounds of the latency histograms (`journal_writer_metrics::commit_latency` and
+/// `answer_latency`) in microseconds: bucket i counts what took at most
+/// `latency_bounds_us[i]` (and more than the bound before); the last bucket counts the
+/// rest.
+inline constexpr std::array<uint64_t, 10> latency_bounds_us = {
   100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 100'000,
   std::numeric_limits<uint64_t>::max()};
+
+/// The bucket of `latency_bounds_us` that counts a latency of `ns` nanoseconds.
+constexpr size_t latency_bucket(uint64_t ns) noexcept {
+  size_t i = 0;
+  while (i + 1 < latency_bounds_us.size() && ns / 1000 > latency_bounds_us[i])
+    ++i;
+  return i;
+}
 
 /// The writer's counters since it started.
 struct journal_writer_metrics {
@@ -134,11 +143,16 @@ struct journal_writer_metrics {
   /// Time spent in append_batch_deferred (encode, write, commit, the data flush), total
   /// and per bucket.
   uint64_t commit_ns = 0;
-  std::array<uint64_t, commit_latency_bounds_us.size()> commit_latency{};
+  std::array<uint64_t, latency_bounds_us.size()> commit_latency{};
   /// Flushes the writer ran because no commit followed a commit (journal::sync), and
   /// the time spent in them.
   uint64_t flushes = 0;
   uint64_t flush_ns = 0;
+  /// Answered appends (successful or not) by the time from the start of their commit
+  /// to their answer: the commit plus the wait for the flush that made it durable (the
+  /// next commit's, or the writer's own). Total and per bucket.
+  uint64_t answer_ns = 0;
+  std::array<uint64_t, latency_bounds_us.size()> answer_latency{};
 };
 
 template <class Inspector>
@@ -146,7 +160,7 @@ typename Inspector::result_type inspect(Inspector& f, journal_writer_metrics& x)
   return f(caf::meta::type_name("evident.journal_writer_metrics"), x.appends, x.overloaded,
            x.failed, x.batches, x.events, x.last_batch_appends, x.last_batch_events,
            x.largest_batch_events, x.queued, x.commit_ns, x.commit_latency, x.flushes,
-           x.flush_ns);
+           x.flush_ns, x.answer_ns, x.answer_latency);
 }
 
 /// Spawns the journal writer on its own OS thread (detached: the commit's fsync never

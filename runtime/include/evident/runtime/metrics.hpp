@@ -7,8 +7,10 @@
 #include "evident/actors/view.hpp"
 #include "evident/sagas/saga_manager.hpp"
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace evident {
@@ -70,8 +72,18 @@ struct runtime_metrics {
 /// `m` in the Prometheus text exposition format (version 0.0.4): one `# HELP`/`# TYPE`
 /// pair per metric, names prefixed `evident_` (`evident_journal_*` for the writer,
 /// `evident_aggregate*` for the router, `evident_view_*` with a `view` label per view,
-/// `evident_bus_*`, `evident_saga_*` with a `saga` label, `evident_runtime_*`), the commit latency as a
-/// histogram in seconds (`evident_journal_commit_duration_seconds`).
+/// `evident_bus_*`, `evident_saga_*` with a `saga` label, `evident_runtime_*`), the
+/// writer's latencies as histograms in seconds (`evident_journal_commit_duration_seconds`,
+/// `evident_journal_append_duration_seconds`).
 std::string to_prometheus(const runtime_metrics& m);
+
+/// Appends one histogram in the Prometheus text format to `out`: `# HELP`, `# TYPE`, the
+/// cumulative `_bucket` lines on `latency_bounds_us` (in seconds, then `+Inf`), `_sum`
+/// and `_count`. `counts[i]` counts the observations of bucket i alone; `sum_ns` is the
+/// sum of all observations in nanoseconds. For a daemon's own latencies beside the
+/// runtime's.
+void append_latency_histogram(std::string& out, std::string_view name, std::string_view help,
+                              const std::array<uint64_t, latency_bounds_us.size()>& counts,
+                              uint64_t sum_ns);
 
 } // namespace evident
