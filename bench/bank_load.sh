@@ -130,8 +130,12 @@ non2xx=$(field_non2xx "$work/load.txt")
 # wait for one commit, so throughput <= 64 / commit time; a slow disk (fsync) caps it.
 per_commit=$(awk -v a=$((appends1 - appends0)) -v c=$((commits1 - commits0)) \
   'BEGIN { printf "%.1f", (c > 0) ? a / c : 0 }')
-commit_ms=$(awk -v s0="$commit_s0" -v s1="$commit_s1" -v c=$((commits1 - commits0)) \
-  'BEGIN { printf "%.2f", (c > 0) ? (s1 - s0) * 1000 / c : 0 }')
+# The mean in ms of what a counter pair (seconds, count) saw between two scrapes.
+mean_ms() {
+  awk -v s0="$1" -v s1="$2" -v n=$(($4 - $3)) \
+    'BEGIN { printf "%.2f", (n > 0) ? (s1 - s0) * 1000 / n : 0 }'
+}
+commit_ms=$(mean_ms "$commit_s0" "$commit_s1" "$commits0" "$commits1")
 # A commit is answered when the next commit's flush (or, when none follows, a flush of
 # its own) has made it durable: flushes per commit near 0 means one flush per commit.
 flushes_per_commit=$(awk -v f=$((flushes1 - flushes0)) -v c=$((commits1 - commits0)) \
@@ -139,10 +143,6 @@ flushes_per_commit=$(awk -v f=$((flushes1 - flushes0)) -v c=$((commits1 - commit
 # Where a deposit's time goes, as means over the load: inside the daemon (request read
 # to answer written), and of that in the journal (its commit's start to durable). wrk's
 # mean latency minus server_ms is the client's and the kernel's share.
-mean_ms() {
-  awk -v s0="$1" -v s1="$2" -v n=$(($4 - $3)) \
-    'BEGIN { printf "%.2f", (n > 0) ? (s1 - s0) * 1000 / n : 0 }'
-}
 journal_ms=$(mean_ms "$answer_s0" "$answer_s1" "$answers0" "$answers1")
 server_ms=$(mean_ms "$http_s0" "$http_s1" "$https0" "$https1")
 echo "daemon: a deposit spends $server_ms ms from read to answer, $journal_ms ms of it from" \

@@ -167,9 +167,9 @@ void release_held(writer_actor* self) {
   auto& st = self->state;
   auto now = std::chrono::steady_clock::now();
   for (auto& b : st.held) {
-    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(now - b.started).count();
+    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(now - b.started);
     record_latency(st.metrics.answer_latency, st.metrics.answer_ns,
-                   static_cast<uint64_t>(std::max<int64_t>(waited, 0)), b.results.size());
+                   static_cast<uint64_t>(waited.count()), b.results.size());
     if (st.listener && b.stored > 0)
       publish(st, collect(b.requests, b.results, b.stored));
     // Sending a reply costs the writer's thread about as much as taking the append in

@@ -50,7 +50,9 @@ void sample(std::string& out, std::string_view name, std::string_view type, std:
 void append_latency_histogram(std::string& out, std::string_view name, std::string_view help,
                               const std::array<uint64_t, latency_bounds_us.size()>& counts,
                               uint64_t sum_ns) {
-  // Prometheus buckets are cumulative; the counts are per bucket.
+  // Prometheus buckets are cumulative; the counts are per bucket. The last bound is
+  // the +Inf bucket every histogram must end with.
+  static_assert(latency_bounds_us.back() == std::numeric_limits<uint64_t>::max());
   header(out, name, "histogram", help);
   uint64_t cumulative = 0;
   for (size_t i = 0; i < latency_bounds_us.size(); ++i) {
@@ -62,9 +64,6 @@ void append_latency_histogram(std::string& out, std::string_view name, std::stri
     out.append(name).append("_bucket{le=\"").append(le).append("\"} ");
     out.append(std::to_string(cumulative)).append("\n");
   }
-  if (latency_bounds_us.back() != std::numeric_limits<uint64_t>::max())
-    out.append(name).append("_bucket{le=\"+Inf\"} ").append(std::to_string(cumulative))
-      .append("\n");
   out.append(name).append("_sum ").append(format_double(static_cast<double>(sum_ns) / 1e9));
   out.append("\n").append(name).append("_count ").append(std::to_string(cumulative)).append("\n");
 }

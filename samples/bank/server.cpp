@@ -15,7 +15,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -65,9 +64,9 @@ std::string what_of(std::exception_ptr ep) {
   return "unknown exception";
 }
 
+// `d` comes from the steady clock: never negative.
 void record_latency(bank_context& ctx, std::chrono::steady_clock::duration d) {
-  auto ns = static_cast<uint64_t>(
-      std::max<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), 0));
+  auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
   ctx.answer_ns.fetch_add(ns, std::memory_order_relaxed);
   ctx.answer_latency[evident::latency_bucket(ns)].fetch_add(1, std::memory_order_relaxed);
 }
@@ -84,10 +83,7 @@ constexpr auto io_timeout = std::chrono::seconds{5};
 // Request line plus headers; more gets 431.
 constexpr uint32_t max_header_bytes = 16 * 1024;
 
-// Appends `res` as HTTP/1.x to `out`: status line, Content-Type, the route's headers,
-// Connection when it differs from the version's default, Content-Length, the body. One
-// buffer and one write: Beast's serializer costs the I/O thread an allocation per
-// header field and a buffer sequence of up to seven pieces per answer.
+// Appends "HTTP/1.x <status> <reason>\r\n" to `out`.
 void append_status_line(int status, unsigned version, std::string& out) {
   auto reason = http::obsolete_reason(static_cast<http::status>(status));
   out.append("HTTP/").append(1, static_cast<char>('0' + version / 10)).append(1, '.');
@@ -96,6 +92,10 @@ void append_status_line(int status, unsigned version, std::string& out) {
   out.append(reason.data(), reason.size()).append("\r\n");
 }
 
+// Appends `res` as HTTP/1.x to `out`: status line, Content-Type, the route's headers,
+// Connection when it differs from the version's default, Content-Length, the body. One
+// buffer and one write: Beast's serializer costs the I/O thread an allocation per
+// header field and a buffer sequence of up to seven pieces per answer.
 void serialize(const response& res, unsigned version, bool keep_alive, std::string& out) {
   auto length = std::to_string(res.body.size());
   size_t size = 96 + res.content_type.size() + length.size() + res.body.size();
@@ -225,6 +225,13 @@ private:
         [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
   }
 
+  // A request was read (or found malformed): an answer is owed from now on, and its
+  // latency counts from here.
+  void start_answer() {
+    busy_ = true;
+    read_at_ = std::chrono::steady_clock::now();
+  }
+
   void on_header(error_code ec) {
     if (ec || parser_->is_done()) {
       on_read(ec); // an error, or a request without a body
@@ -239,8 +246,7 @@ private:
     if (!beast::iequals(expect, "100-continue")) {
       // RFC 9110 10.1.1: an expectation we cannot meet gets 417. The body was not read,
       // so the connection's framing is lost: close after the answer.
-      busy_ = true;
-      read_at_ = std::chrono::steady_clock::now();
+      start_answer();
       keep_alive_ = false;
       version_ = parser_->get().version();
       response res;
@@ -296,8 +302,7 @@ private:
       on_read_error(ec);
       return;
     }
-    busy_ = true;
-    read_at_ = std::chrono::steady_clock::now();
+    start_answer();
     stream_.expires_never();
     req_.emplace(parser_->release());
     version_ = req_->version();
@@ -320,8 +325,7 @@ private:
       close();
       return;
     }
-    busy_ = true;
-    read_at_ = std::chrono::steady_clock::now();
+    start_answer();
     keep_alive_ = false;
     response res;
     if (ec == http::error::body_limit)
