@@ -2,22 +2,26 @@
 # HTTP load on evident-bank (issue 6): deposits spread over 1,000 accounts, the daemon on
 # durable storage (fsync per group commit, the default), driven by Debian's wrk.
 #
-#   bench/bank_load.sh [--duration 15s] [--connections 64] [--threads 2] [--accounts 1000]
+#   bench/bank_load.sh [--duration 15s] [--no-sync-duration 5s] [--connections 64]
+#                      [--threads 2] [--accounts 1000]
 #                      [--http-threads N] [--config FILE]   (passed on to evident-bank)
 #
 # Builds nothing: uses $EVIDENT_BANK or build/samples/evident-bank. Starts the daemon on
 # a temporary data directory and a free loopback port, opens the accounts, measures a
 # short GET /healthz baseline (the HTTP layer alone) and then the deposit load, stops the
-# daemon (SIGTERM) and removes the directory. Targets: >= 20,000 deposits/s, p99 <= 25 ms,
-# no non-2xx answers. The last line is one JSON object.
+# daemon (SIGTERM); then runs the same deposits briefly on a second daemon under
+# durability no_sync (what the flushes cost in this window) and removes the directory.
+# Targets: >= 20,000 deposits/s, p99 <= 25 ms, no non-2xx answers. The last line is one
+# JSON object.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bank=${EVIDENT_BANK:-$root/build/samples/evident-bank}
-duration=15s connections=64 threads=2 accounts=1000
+duration=15s nosync_duration=5s connections=64 threads=2 accounts=1000
 bank_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
+    --no-sync-duration) nosync_duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --accounts) accounts=$2; shift 2 ;;
@@ -41,21 +45,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bank" --listen 127.0.0.1:0 --data "$work/data" ${bank_args[@]+"${bank_args[@]}"} \
-  >"$work/bank.log" 2>&1 &
-pid=$!
-url=""
-for _ in $(seq 100); do
-  url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/bank.log" || true)
-  [ -n "$url" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/bank.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "evident-bank did not start" >&2; cat "$work/bank.log" >&2; exit 1; }
-echo "evident-bank at $url (pid $pid, data $work/data, durability fsync)"
+# start_bank DURABILITY: the daemon on a fresh data directory; sets pid and url.
+start_bank() {
+  "$bank" --listen 127.0.0.1:0 --data "$work/data-$1" --durability "$1" \
+    ${bank_args[@]+"${bank_args[@]}"} >"$work/bank-$1.log" 2>&1 &
+  pid=$!
+  url=""
+  for _ in $(seq 100); do
+    url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/bank-$1.log" || true)
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/bank-$1.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "evident-bank did not start" >&2; cat "$work/bank-$1.log" >&2; exit 1; }
+  echo "evident-bank at $url (pid $pid, data $work/data-$1, durability $1)"
+}
 
-# Open the accounts over one keep-alive connection.
-python3 - "$url" "$accounts" <<'PY'
+# Opens the accounts over one keep-alive connection.
+open_accounts() {
+  python3 - "$url" "$accounts" <<'PY'
 import http.client, json, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 c = http.client.HTTPConnection(u.hostname, u.port)
@@ -66,7 +74,19 @@ for i in range(int(sys.argv[2])):
     if r.status not in (201, 409):
         sys.exit(f"opening acc-{i}: HTTP {r.status}")
 PY
-echo "opened $accounts accounts"
+  echo "opened $accounts accounts"
+}
+
+# SIGTERM, then wait for the graceful stop.
+stop_bank() {
+  kill -TERM "$pid"
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  tail -1 "$work/bank-$1.log"
+  pid=""
+}
+
+start_bank fsync
+open_accounts
 
 # wrk prints "Requests/sec:", "99%" (with --latency) and "Non-2xx or 3xx responses".
 run_wrk() { wrk -t"$threads" -c"$connections" -d"$1" --latency "${@:2}" "$url${path:-}"; }
@@ -162,10 +182,16 @@ for line in text.splitlines():
         print("daemon:", line)
 PY
 
-kill -TERM "$pid"
-for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-tail -1 "$work/bank.log"
-pid=""
+stop_bank fsync
+
+# The same daemon and load without any flush: what durability costs in this window.
+start_bank no_sync
+open_accounts
+echo "--- baseline: the same deposits under durability no_sync, $nosync_duration"
+path="" ACCOUNTS=$accounts run_wrk "$nosync_duration" -s "$root/bench/bank_load/deposits.lua" \
+  | tee "$work/nosync.txt"
+stop_bank no_sync
+nosync_rps=$(field_rps "$work/nosync.txt")
 
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
 ok_rps=$(awk -v x="$rps" 'BEGIN { print (x >= 20000) ? 1 : 0 }')
@@ -175,11 +201,14 @@ ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b
 echo "deposits/s      $rps (target >= 20000) $(verdict "$ok_rps")"
 echo "p99             ${p99} ms (target <= 25) $(verdict "$ok_p99")"
 echo "non-2xx         $non2xx (target 0) $(verdict "$ok_non")"
+nosync_ratio=$(awk -v a="$rps" -v b="$nosync_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 echo "vs /healthz     $ratio of $base_rps req/s (same run)"
+echo "vs no_sync      $nosync_ratio of $nosync_rps deposits/s (same run, no flush at all)"
 echo "machine load    $load_before before, $load_after after (2 cores; others' work counts)"
 printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
   "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"
 printf '"deposits_per_commit":%s,"commit_ms":%s,"flushes_per_commit":%s,' \
   "$per_commit" "$commit_ms" "$flushes_per_commit"
 printf '"mean_ms":%s,"server_ms":%s,"journal_ms":%s,' "$mean_lat" "$server_ms" "$journal_ms"
+printf '"no_sync_per_s":%s,"ratio_to_no_sync":%s,' "$nosync_rps" "$nosync_ratio"
 printf '"load_before":%s,"load_after":%s}\n' "$load_before" "$load_after"
