@@ -34,30 +34,36 @@ done
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/deps.sh)" >&2; exit 2; }
 
 work=$(mktemp -d)
-pid=""
+pid="" log=""
+# SIGTERM, then wait for the graceful stop (SIGKILL after 20 s); the daemon's last words.
+stop_bank() {
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  tail -1 "$log"
+  pid=""
+}
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_bank >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # start_bank DURABILITY: the daemon on a fresh data directory; sets pid and url.
 start_bank() {
+  log="$work/bank-$1.log"
   "$bank" --listen 127.0.0.1:0 --data "$work/data-$1" --durability "$1" \
-    ${bank_args[@]+"${bank_args[@]}"} >"$work/bank-$1.log" 2>&1 &
+    ${bank_args[@]+"${bank_args[@]}"} >"$log" 2>&1 &
   pid=$!
   url=""
   for _ in $(seq 100); do
-    url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/bank-$1.log" || true)
+    url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" || true)
     [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/bank-$1.log" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.1
   done
-  [ -n "$url" ] || { echo "evident-bank did not start" >&2; cat "$work/bank-$1.log" >&2; exit 1; }
+  [ -n "$url" ] || { echo "evident-bank did not start" >&2; cat "$log" >&2; exit 1; }
   echo "evident-bank at $url (pid $pid, data $work/data-$1, durability $1)"
 }
 
@@ -77,19 +83,17 @@ PY
   echo "opened $accounts accounts"
 }
 
-# SIGTERM, then wait for the graceful stop.
-stop_bank() {
-  kill -TERM "$pid"
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  tail -1 "$work/bank-$1.log"
-  pid=""
-}
-
 start_bank fsync
 open_accounts
 
 # wrk prints "Requests/sec:", "99%" (with --latency) and "Non-2xx or 3xx responses".
 run_wrk() { wrk -t"$threads" -c"$connections" -d"$1" --latency "${@:2}" "$url${path:-}"; }
+# run_deposits DURATION: POST /accounts/acc-N/deposits over the accounts.
+run_deposits() {
+  path="" ACCOUNTS=$accounts run_wrk "$1" -s "$root/bench/bank_load/deposits.lua"
+}
+# ratio A B: A / B with two decimals (0 when B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 field_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 # wrk prints a duration as 812.00us, 2.41ms or 1.02s; ms() turns it into milliseconds.
 ms_awk='function ms(v) {
@@ -137,7 +141,7 @@ path=/healthz run_wrk 5s | tee "$work/base.txt"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 read -r appends0 commits0 commit_s0 flushes0 answer_s0 answers0 http_s0 https0 < <(scrape)
 echo "--- deposits: POST /accounts/acc-N/deposits over $accounts accounts, $duration (load $load_before)"
-path="" ACCOUNTS=$accounts run_wrk "$duration" -s "$root/bench/bank_load/deposits.lua" | tee "$work/load.txt"
+run_deposits "$duration" | tee "$work/load.txt"
 read -r appends1 commits1 commit_s1 flushes1 answer_s1 answers1 http_s1 https1 < <(scrape)
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 
@@ -158,8 +162,7 @@ mean_ms() {
 commit_ms=$(mean_ms "$commit_s0" "$commit_s1" "$commits0" "$commits1")
 # A commit is answered when the next commit's flush (or, when none follows, a flush of
 # its own) has made it durable: flushes per commit near 0 means one flush per commit.
-flushes_per_commit=$(awk -v f=$((flushes1 - flushes0)) -v c=$((commits1 - commits0)) \
-  'BEGIN { printf "%.2f", (c > 0) ? f / c : 0 }')
+flushes_per_commit=$(ratio $((flushes1 - flushes0)) $((commits1 - commits0)))
 # Where a deposit's time goes, as means over the load: inside the daemon (request read
 # to answer written), and of that in the journal (its commit's start to durable). wrk's
 # mean latency minus server_ms is the client's and the kernel's share.
@@ -182,31 +185,30 @@ for line in text.splitlines():
         print("daemon:", line)
 PY
 
-stop_bank fsync
+stop_bank
 
 # The same daemon and load without any flush: what durability costs in this window.
 start_bank no_sync
 open_accounts
 echo "--- baseline: the same deposits under durability no_sync, $nosync_duration"
-path="" ACCOUNTS=$accounts run_wrk "$nosync_duration" -s "$root/bench/bank_load/deposits.lua" \
-  | tee "$work/nosync.txt"
-stop_bank no_sync
+run_deposits "$nosync_duration" | tee "$work/nosync.txt"
+stop_bank
 nosync_rps=$(field_rps "$work/nosync.txt")
 
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
 ok_rps=$(awk -v x="$rps" 'BEGIN { print (x >= 20000) ? 1 : 0 }')
 ok_p99=$(awk -v x="$p99" 'BEGIN { print (x <= 25) ? 1 : 0 }')
 ok_non=$([ "$non2xx" -eq 0 ] && echo 1 || echo 0)
-ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+healthz_ratio=$(ratio "$rps" "$base_rps")
 echo "deposits/s      $rps (target >= 20000) $(verdict "$ok_rps")"
 echo "p99             ${p99} ms (target <= 25) $(verdict "$ok_p99")"
 echo "non-2xx         $non2xx (target 0) $(verdict "$ok_non")"
-nosync_ratio=$(awk -v a="$rps" -v b="$nosync_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
-echo "vs /healthz     $ratio of $base_rps req/s (same run)"
+nosync_ratio=$(ratio "$rps" "$nosync_rps")
+echo "vs /healthz     $healthz_ratio of $base_rps req/s (same run)"
 echo "vs no_sync      $nosync_ratio of $nosync_rps deposits/s (same run, no flush at all)"
 echo "machine load    $load_before before, $load_after after (2 cores; others' work counts)"
 printf '{"deposits_per_s":%s,"p99_ms":%s,"non_2xx":%s,"healthz_per_s":%s,"ratio_to_healthz":%s,' \
-  "$rps" "$p99" "$non2xx" "$base_rps" "$ratio"
+  "$rps" "$p99" "$non2xx" "$base_rps" "$healthz_ratio"
 printf '"deposits_per_commit":%s,"commit_ms":%s,"flushes_per_commit":%s,' \
   "$per_commit" "$commit_ms" "$flushes_per_commit"
 printf '"mean_ms":%s,"server_ms":%s,"journal_ms":%s,' "$mean_lat" "$server_ms" "$journal_ms"
