@@ -634,7 +634,7 @@ BOOST_AUTO_TEST_CASE(sigterm_under_load_answers_what_it_took_and_loses_nothing) 
 
 // A deposit load from several clients, each with one request in flight and unique
 // command ids, plus a client starting transfers between the same accounts; SIGKILL in
-// the middle; a restart on the same data.
+// the middle; three times, each on the data the last kill left; then a restart.
 // - Retrying the unacknowledged deposits with their command ids commits each exactly
 //   once (a committed one is answered, not redone).
 // - Every accepted transfer (202) is still known and ends (its saga resumes); one whose
@@ -662,10 +662,15 @@ BOOST_AUTO_TEST_CASE(sigkill_loses_no_acknowledged_deposit_or_transfer_and_the_v
   std::vector<attempt> unacked;
   std::vector<transfer_attempt> transfers;
   std::mutex mtx;
-  {
+  // Each cycle restarts on the data the last kill left: the later kills hit a daemon
+  // whose sagas are still resuming and whose view is still catching up.
+  for (int cycle = 0; cycle < 3; ++cycle) {
     bank_daemon bank{dir.sub("data")}; // default durability: fsync
-    auto http = bank.client();
-    open_accounts(http, "k-", accounts);
+    if (cycle == 0) {
+      auto http = bank.client();
+      open_accounts(http, "k-", accounts);
+    }
+    auto tag = std::to_string(cycle) + "-";
     std::atomic<int> total_acks{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < clients; ++t)
@@ -674,7 +679,7 @@ BOOST_AUTO_TEST_CASE(sigkill_loses_no_acknowledged_deposit_or_transfer_and_the_v
         // Bounded: stops at the first failure (the kill) or after 20,000 requests.
         for (int i = 0; i < 20'000; ++i) {
           attempt at{"k-" + std::to_string((t + i) % accounts),
-                     "c" + std::to_string(t) + "-" + std::to_string(i), 1 + (i % 7)};
+                     "c" + tag + std::to_string(t) + "-" + std::to_string(i), 1 + (i % 7)};
           auto r = c.Post(("/accounts/" + at.account + "/deposits").c_str(),
                           json{{"amount", at.amount}, {"command_id", at.command_id}}.dump(),
                           json_type);
@@ -691,7 +696,7 @@ BOOST_AUTO_TEST_CASE(sigkill_loses_no_acknowledged_deposit_or_transfer_and_the_v
     threads.emplace_back([&] {
       auto c = bank.client();
       for (int i = 0; i < 5'000; ++i) {
-        transfer_attempt tr{"tk-" + std::to_string(i), "k-" + std::to_string(i % accounts),
+        transfer_attempt tr{"tk-" + tag + std::to_string(i), "k-" + std::to_string(i % accounts),
                             "k-" + std::to_string((i + 1) % accounts), 1 + (i % 5), false};
         auto r = c.Post("/transfers",
                         json{{"id", tr.id}, {"from", tr.from}, {"to", tr.to}, {"amount", tr.amount}}
@@ -715,7 +720,7 @@ BOOST_AUTO_TEST_CASE(sigkill_loses_no_acknowledged_deposit_or_transfer_and_the_v
     BOOST_REQUIRE(st.has_value());
     BOOST_TEST(WIFSIGNALED(*st));
   }
-  BOOST_TEST(transfers.size() > 1u); // at least one was accepted before the kill
+  BOOST_TEST(transfers.size() > 3u); // some were accepted before the kills
   bank_daemon bank{dir.sub("data")};
   auto http = bank.client();
   for (const auto& u : unacked) {
