@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace evident {
@@ -72,6 +74,25 @@ error environment::translate(int rc, std::string_view what) {
     default:
       return {errc::io_error, std::move(msg)};
   }
+}
+
+error environment::translate_commit(int rc, std::optional<uint64_t> free_bytes) {
+  auto err = translate(rc, "mdb_txn_commit");
+  if (rc == EIO && free_bytes && *free_bytes < nearly_full_bytes) {
+    err.code = errc::storage_full;
+    err.message += " (a short write: the disk is full, " + std::to_string(*free_bytes)
+                   + " bytes free; nothing was committed)";
+  }
+  return err;
+}
+
+std::optional<uint64_t> environment::free_bytes() const noexcept {
+  struct statvfs st {};
+  if (::statvfs(opts_.path.c_str(), &st) != 0)
+    return std::nullopt;
+  // root may write into the blocks the filesystem reserves; others may not.
+  auto blocks = ::geteuid() == 0 ? st.f_bfree : st.f_bavail;
+  return static_cast<uint64_t>(blocks) * st.f_frsize;
 }
 
 // -- txn --------------------------------------------------------------------------
@@ -141,7 +162,7 @@ status txn::commit(commit_sync how) {
   auto rc = mdb_txn_commit(std::exchange(txn_, nullptr));
   resize_lock_ = {};
   if (rc != 0)
-    return environment::translate(rc, "mdb_txn_commit");
+    return environment::translate_commit(rc, rc == EIO ? env_->free_bytes() : std::nullopt);
   // LMDB has flushed the data pages and written the meta page without flushing it
   // (MDB_NOMETASYNC). Flushing it here rather than inside mdb_txn_commit costs the same
   // one flush, but the write lock is free meanwhile: another writer's transaction

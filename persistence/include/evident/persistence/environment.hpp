@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -165,6 +166,20 @@ public:
 
   /// Translates an LMDB return code; the one place rc values are interpreted.
   static error translate(int rc, std::string_view what);
+
+  /// Below this much free space on the journal's filesystem, an EIO from a commit is
+  /// taken as a full disk.
+  static constexpr uint64_t nearly_full_bytes = uint64_t{1} << 20;
+
+  /// Translates what mdb_txn_commit returned. LMDB 0.9 reports a short write, which is
+  /// what a disk that fills up in the middle of a commit gives, as EIO; with
+  /// `free_bytes` (the space left, when known) below nearly_full_bytes that EIO is
+  /// errc::storage_full, not errc::io_error. Nothing was committed either way.
+  static error translate_commit(int rc, std::optional<uint64_t> free_bytes);
+
+  /// Bytes this process may still write on the journal's filesystem; nullopt when
+  /// statvfs fails.
+  std::optional<uint64_t> free_bytes() const noexcept;
 
   MDB_env* native() const noexcept {
     return env_;
