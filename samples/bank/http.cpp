@@ -209,6 +209,8 @@ int status_of(const error& err) {
       return 503;
     case errc::timeout:
       return 504;
+    case errc::storage_full:
+      return 507;
     default:
       return 500;
   }

@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -564,6 +565,39 @@ BOOST_AUTO_TEST_CASE(bad_options_and_config_files_stop_the_start) {
                     std::runtime_error);
   BOOST_CHECK_THROW(bank_daemon(dir.sub("data"), {"--http-threads", "0"}), std::runtime_error);
   BOOST_CHECK_THROW(bank_daemon(dir.sub("data"), {"--http-threads", "65"}), std::runtime_error);
+}
+
+// A journal at its size cap (as a full disk): commands get 507 storage_full and write
+// nothing, reads go on, and every acknowledged deposit is in the balance.
+BOOST_AUTO_TEST_CASE(a_full_journal_answers_507_and_keeps_what_it_acknowledged) {
+  temp_dir dir;
+  {
+    std::ofstream ini{dir.sub("small.ini")};
+    ini << "[storage]\nmap_size = 256KiB\nmap_size_cap = 512KiB\nfile_headroom = 0\n";
+  }
+  auto extra = fast;
+  extra.insert(extra.end(), {"--config", dir.sub("small.ini")});
+  bank_daemon bank{dir.sub("data"), extra};
+  auto http = bank.client();
+  open_accounts(http, "f-", 1);
+  int64_t acked = 0;
+  int last_status = 0;
+  std::string last_error;
+  for (int i = 0; i < 20'000; ++i) { // bounded; the cap is reached after a few thousand
+    auto r = http.Post("/accounts/f-0/deposits", json{{"amount", 1}}.dump(), json_type);
+    last_status = status(r);
+    if (last_status != 200) {
+      last_error = error_of(r);
+      break;
+    }
+    ++acked;
+  }
+  BOOST_TEST(acked > 100);
+  BOOST_TEST(last_status == 507);
+  BOOST_TEST(last_error == "storage_full");
+  auto account = body_of(http.Get("/accounts/f-0"));
+  BOOST_TEST(account["balance"] == acked);
+  BOOST_TEST(status(http.Get("/healthz")) == 200);
 }
 
 // A graceful stop under load: the server stops taking requests, answers every request it
