@@ -66,11 +66,9 @@ void open_accounts(httplib::Client& http, const std::string& prefix, int n) {
 }
 
 // The saga runs after the 202: poll its state until it is no longer pending, until
-// `deadline` (default: 10 s from now). A transfer never taken answers 404 (null here).
+// `deadline`. A transfer never taken answers 404 (null here).
 json wait_for_transfer(httplib::Client& http, const std::string& id,
-                       std::chrono::steady_clock::time_point deadline = {}) {
-  if (deadline == std::chrono::steady_clock::time_point{})
-    deadline = std::chrono::steady_clock::now() + 10s;
+                       std::chrono::steady_clock::time_point deadline) {
   json t;
   while (std::chrono::steady_clock::now() < deadline) {
     auto r = http.Get(("/transfers/" + id).c_str());
@@ -82,6 +80,10 @@ json wait_for_transfer(httplib::Client& http, const std::string& id,
     std::this_thread::sleep_for(20ms);
   }
   return t;
+}
+
+json wait_for_transfer(httplib::Client& http, const std::string& id) {
+  return wait_for_transfer(http, id, std::chrono::steady_clock::now() + 10s);
 }
 
 std::string error_of(const httplib::Result& r) {

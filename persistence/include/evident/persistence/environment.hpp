@@ -164,7 +164,8 @@ public:
     return opts_.sync == durability::fsync_each_commit && !opts_.read_only;
   }
 
-  /// Translates an LMDB return code; the one place rc values are interpreted.
+  /// Translates an LMDB return code; with translate_commit (which adds the meaning of a
+  /// commit's EIO), the one place rc values are interpreted.
   static error translate(int rc, std::string_view what);
 
   /// Below this much free space on the journal's filesystem, an EIO from a commit is
